@@ -1,0 +1,1 @@
+"""Read models (projections) rebuilt from the event log."""
