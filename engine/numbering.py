@@ -1,0 +1,75 @@
+"""Short case numbers residents can read over the phone, unique by construction.
+
+A number is the local filing date and five Crockford base-32 characters
+(no I, L, O, U), e.g. `261128-7KQ2M`. The characters come from a hash of the
+case id and an attempt counter, so a retried filing gets the same number. The
+`CaseNumber` index aggregate (id = uuid5 of the number) is saved in the same
+transaction as the case: a clash fails that transaction and the next attempt
+picks another number.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import NAMESPACE_URL, UUID, uuid5
+from zoneinfo import ZoneInfo
+
+from eventsourcing.domain import BaseAggregate, CanInitAggregate
+
+from engine.events import CaseEvent
+
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+LOCAL_TZ = ZoneInfo("Asia/Shanghai")
+NUMBER_NAMESPACE = uuid5(NAMESPACE_URL, "urn:lianhu:case-number")
+
+
+def case_number(case_id: UUID, filed_at: datetime, attempt: int = 0) -> str:
+    digest = hashlib.sha256(case_id.bytes + attempt.to_bytes(4, "big")).digest()
+    value = int.from_bytes(digest[:4], "big")
+    chars = "".join(ALPHABET[(value >> (5 * i)) & 31] for i in range(5))
+    return f"{filed_at.astimezone(LOCAL_TZ):%y%m%d}-{chars}"
+
+
+def normalise_number(text: str) -> str:
+    """Accept what a person types: lower case, O for 0, I or L for 1, no dash."""
+    cleaned = text.strip().upper().replace(" ", "").replace("-", "")
+    cleaned = cleaned.translate(str.maketrans("OIL", "011"))
+    if len(cleaned) != 11 or not cleaned[:6].isdigit():
+        raise ValueError(f"{text!r} is not a case number like 261128-7KQ2M")
+    return f"{cleaned[:6]}-{cleaned[6:]}"
+
+
+def number_index_id(number: str) -> UUID:
+    return uuid5(NUMBER_NAMESPACE, number)
+
+
+class CaseNumbered(CaseEvent, CanInitAggregate[UUID]):
+    """A short number was reserved for a case."""
+
+    INDEX: ClassVar[bool] = True
+
+    originator_topic: str
+    number: str
+    case_id: UUID
+
+    def apply(self, aggregate: Any) -> None:
+        aggregate.number = self.number
+        aggregate.case_id = self.case_id
+
+
+class CaseNumber(BaseAggregate[UUID]):
+    """Index from a case number to its case id."""
+
+    TOPIC: ClassVar[str] = "lianhu.CaseNumber"
+
+    def __init__(self) -> None:
+        self.number = ""
+        self.case_id: UUID | None = None
+
+    @classmethod
+    def reserve(cls, number: str, case_id: UUID, at: datetime) -> CaseNumber:
+        return cls._create(
+            CaseNumbered, id=number_index_id(number), timestamp=at, number=number, case_id=case_id
+        )

@@ -1,0 +1,465 @@
+"""The application service: one verb per command, on the eventsourcing library.
+
+Each verb loads the case, lets the aggregate decide, and saves the new event
+in one transaction. A concurrent change to the same case fails the save
+(the store's unique (case, version) key) and is reported as `VersionConflict`;
+nothing is merged silently and nothing is half-applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import (
+    IntegrityError,
+    Mapper,
+    PersistenceError,
+    Transcoder,
+)
+from eventsourcing.utils import Environment
+
+from engine import commands as c
+from engine.case import Case
+from engine.clock import Clock
+from engine.errors import (
+    CaseNotFound,
+    IdempotencyKeyReused,
+    IllegalTransition,
+    InvalidPetition,
+    StoreUnavailable,
+    UnknownReference,
+    VersionConflict,
+)
+from engine.events import CaseEvent
+from engine.group_commit import GroupCommit
+from engine.numbering import CaseNumber, case_number, normalise_number, number_index_id
+from engine.persistence import OrjsonTranscoder, PydanticMapper
+from engine.values import CloseReason
+from routing_rules import (
+    Level,
+    PetitionFacts,
+    RuleSet,
+    RuleSetError,
+    deadlines_for,
+    evaluate,
+)
+
+IDEMPOTENCY_NAMESPACE = uuid5(NAMESPACE_URL, "urn:lianhu:idempotency-key")
+CLOCK_SKEW = timedelta(minutes=5)
+NUMBER_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Filed:
+    """The answer to a filing: which case, and whether this call created it."""
+
+    case_id: UUID
+    number: str
+    version: int
+    created: bool
+
+
+class CaseService(Application[UUID]):
+    """lianhu's write side. Construct with a rule set, a clock and a store environment."""
+
+    name = "lianhu"
+
+    def __init__(self, *, rules: RuleSet, clock: Clock, env: Mapping[str, str]) -> None:
+        self.rules = rules
+        self.clock = clock
+        super().__init__(env=dict(env))
+        self._filings: GroupCommit[_Filing, Filed] = GroupCommit(
+            self._save_filings, self._save_filing, _Filing.filed
+        )
+
+    # -- wiring to the library ----------------------------------------------------------------
+
+    def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
+        # Settings are read once by engine.settings; the library must not read os.environ.
+        return Environment(name, dict(env or {}))
+
+    def construct_transcoder(self) -> Transcoder:
+        return OrjsonTranscoder()
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return PydanticMapper(transcoder=self.construct_transcoder())
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def get_case(self, case_id: UUID, *, version: int | None = None) -> Case:
+        try:
+            case: Case = self.repository.get(case_id, version=version)
+        except AggregateNotFoundError:
+            raise CaseNotFound(case_id) from None
+        if not isinstance(case, Case):
+            raise CaseNotFound(case_id)
+        return case
+
+    def find_case(self, ref: str) -> UUID:
+        """A case id from its UUID or its short number."""
+        try:
+            return UUID(ref)
+        except ValueError:
+            pass
+        try:
+            number = normalise_number(ref)
+        except ValueError:
+            raise CaseNotFound(ref) from None
+        try:
+            index: CaseNumber = self.repository.get(number_index_id(number))
+        except AggregateNotFoundError:
+            raise CaseNotFound(ref) from None
+        assert index.case_id is not None
+        return index.case_id
+
+    def history(self, case_id: UUID) -> list[CaseEvent]:
+        events = [e for e in self.events.get(case_id) if isinstance(e, CaseEvent)]
+        if not events:
+            raise CaseNotFound(case_id)
+        return events
+
+    # -- filing -------------------------------------------------------------------------------
+
+    def file_petition(self, cmd: c.FilePetition, *, idempotency_key: str | None = None) -> Filed:
+        """Record and route a petition. With an idempotency key, a retry returns the same case.
+
+        Concurrent callers share transactions (engine.group_commit); each still gets
+        its own answer, and a conflict in one filing never fails the others.
+        """
+        now = self.clock.now()
+        fingerprint = _fingerprint(cmd)
+        if idempotency_key is not None:
+            case_id = uuid5(IDEMPOTENCY_NAMESPACE, idempotency_key)
+            existing = self._existing_filing(case_id, fingerprint)
+            if existing is not None:
+                return existing
+        else:
+            case_id = uuid4()
+        case, index = self.prepare_filing(cmd, case_id, now, fingerprint)
+        return self._filings.submit(
+            _Filing(cmd, case_id, now, fingerprint, idempotency_key is not None, case, index)
+        )
+
+    def _save_filings(self, filings: Sequence[_Filing]) -> None:
+        with _store_errors(filings[0].case_id):
+            self.save(*(agg for f in filings for agg in (f.case, f.index)))
+
+    def _save_filing(self, filing: _Filing) -> Filed:
+        case, index = filing.case, filing.index
+        for attempt in range(NUMBER_ATTEMPTS):
+            if attempt or not case.pending_events:
+                case, index = self.prepare_filing(
+                    filing.cmd, filing.case_id, filing.at, filing.fingerprint, attempt
+                )
+            try:
+                with _store_errors(filing.case_id):
+                    self.save(case, index)
+            except VersionConflict:
+                if filing.keyed:
+                    existing = self._existing_filing(filing.case_id, filing.fingerprint)
+                    if existing is not None:
+                        return existing  # a concurrent retry of the same request won
+                continue  # the number was taken: try the next one
+            return Filed(case.id, case.number, case.version, created=True)
+        raise StoreUnavailable(f"could not reserve a case number in {NUMBER_ATTEMPTS} attempts")
+
+    def prepare_filing(
+        self, cmd: c.FilePetition, case_id: UUID, now: datetime, fingerprint: str, attempt: int = 0
+    ) -> tuple[Case, CaseNumber]:
+        """Decide a filing without saving it: the new case (filed and routed) and its number."""
+        raised_at = cmd.raised_at or now
+        if raised_at > now + CLOCK_SKEW:
+            raise InvalidPetition(
+                f"raised_at {raised_at.isoformat()} is in the future (now {now.isoformat()})",
+                field="raised_at",
+            )
+        self._check_household(cmd.household_unit)
+        self._check_category(cmd.category)
+        facts = PetitionFacts(
+            category=cmd.category,
+            urgency=cmd.urgency,
+            text=f"{cmd.title}\n{cmd.description}",
+            unit=cmd.household_unit,
+        )
+        decision = evaluate(self.rules, facts)
+        deadlines = deadlines_for(self.rules, decision.handler_level, cmd.urgency, now)
+        township = self.rules.jurisdiction.ancestor_at(cmd.household_unit, Level.TOWNSHIP)
+        dispatcher = township.code if township is not None else decision.handler
+        number = case_number(case_id, now, attempt)
+        case = Case.file(
+            case_id=case_id,
+            at=now,
+            number=number,
+            household_unit=cmd.household_unit,
+            channel=cmd.channel.value,
+            category=cmd.category,
+            urgency=cmd.urgency,
+            title=cmd.title,
+            description=cmd.description,
+            location=cmd.location,
+            reporter=cmd.reporter,
+            raised_at=raised_at,
+            fingerprint=fingerprint,
+        )
+        case.route(
+            at=now,
+            rule_id=decision.rule_id,
+            rule_set_hash=decision.rule_set_hash,
+            handler=decision.handler,
+            handler_level=decision.handler_level,
+            co_handlers=decision.co_handlers,
+            ladder=decision.ladder,
+            dispatcher=dispatcher,
+            respond_due=deadlines.respond_due,
+            resolve_due=deadlines.resolve_due,
+        )
+        return case, CaseNumber.reserve(number, case_id, now)
+
+    def _existing_filing(self, case_id: UUID, fingerprint: str) -> Filed | None:
+        try:
+            case = self.get_case(case_id)
+        except CaseNotFound:
+            return None
+        if case.fingerprint != fingerprint:
+            raise IdempotencyKeyReused(
+                f"Idempotency-Key already used for case {case.number} with a different petition"
+            )
+        return Filed(case.id, case.number, case.version, created=False)
+
+    # -- acting on a case -----------------------------------------------------------------------
+
+    def accept_case(
+        self, case_id: UUID, cmd: c.AcceptCase, *, expected_version: int | None = None
+    ) -> Case:
+        return self._act(
+            case_id,
+            expected_version,
+            lambda case, now: case.accept(at=now, unit=cmd.unit, actor=cmd.actor),
+        )
+
+    def return_case(
+        self, case_id: UUID, cmd: c.ReturnCase, *, expected_version: int | None = None
+    ) -> Case:
+        def decide(case: Case, now: datetime) -> None:
+            case.return_(
+                at=now,
+                unit=cmd.unit,
+                actor=cmd.actor,
+                reason=cmd.reason,
+                note=cmd.note,
+                dispatcher_level=self._level(case.dispatcher),
+            )
+
+        return self._act(case_id, expected_version, decide)
+
+    def refer_case(
+        self, case_id: UUID, cmd: c.ReferCase, *, expected_version: int | None = None
+    ) -> Case:
+        to_level = self._level(cmd.to_unit, field="to_unit")
+        if cmd.category is not None:
+            self._check_category(cmd.category)
+
+        def decide(case: Case, now: datetime) -> None:
+            urgency = cmd.urgency or case.urgency
+            due = deadlines_for(self.rules, to_level, urgency, now)
+            case.refer(
+                at=now,
+                from_unit=cmd.unit,
+                to_unit=cmd.to_unit,
+                to_level=to_level,
+                actor=cmd.actor,
+                summary=cmd.summary,
+                category=cmd.category or case.category,
+                urgency=urgency,
+                respond_due=due.respond_due,
+                resolve_due=due.resolve_due,
+            )
+
+        return self._act(case_id, expected_version, decide)
+
+    def escalate_case(
+        self, case_id: UUID, cmd: c.EscalateCase, *, expected_version: int | None = None
+    ) -> Case:
+        def decide(case: Case, now: datetime) -> None:
+            if cmd.to_unit is None and not case.ladder:
+                raise IllegalTransition(
+                    case.id,
+                    "escalate",
+                    case.status.value,
+                    "its escalation ladder is exhausted",
+                    hint="Refer the case to a unit that can handle it.",
+                )
+            to_unit = cmd.to_unit or case.ladder[0]
+            to_level = self._level(to_unit, field="to_unit")
+            due = deadlines_for(self.rules, to_level, case.urgency, now)
+            case.escalate(
+                at=now,
+                to_unit=to_unit,
+                to_level=to_level,
+                trigger=cmd.trigger,
+                actor=cmd.actor,
+                summary=cmd.summary,
+                respond_due=due.respond_due,
+                resolve_due=due.resolve_due,
+            )
+
+        return self._act(case_id, expected_version, decide)
+
+    def extend_deadline(
+        self, case_id: UUID, cmd: c.ExtendDeadline, *, expected_version: int | None = None
+    ) -> Case:
+        return self._act(
+            case_id,
+            expected_version,
+            lambda case, now: case.extend_deadline(
+                at=now, kind=cmd.kind, new_due=cmd.new_due, approver=cmd.approver, reason=cmd.reason
+            ),
+        )
+
+    def suspend_case(
+        self, case_id: UUID, cmd: c.SuspendCase, *, expected_version: int | None = None
+    ) -> Case:
+        return self._act(
+            case_id,
+            expected_version,
+            lambda case, now: case.suspend(at=now, actor=cmd.actor, reason=cmd.reason),
+        )
+
+    def resume_case(
+        self, case_id: UUID, cmd: c.ResumeCase, *, expected_version: int | None = None
+    ) -> Case:
+        return self._act(
+            case_id,
+            expected_version,
+            lambda case, now: case.resume(at=now, actor=cmd.actor, reason=cmd.reason),
+        )
+
+    def resolve_case(
+        self, case_id: UUID, cmd: c.ResolveCase, *, expected_version: int | None = None
+    ) -> Case:
+        return self._act(
+            case_id,
+            expected_version,
+            lambda case, now: case.resolve(
+                at=now,
+                unit=cmd.unit,
+                actor=cmd.actor,
+                outcome=cmd.outcome,
+                resolution=cmd.resolution,
+            ),
+        )
+
+    def reopen_case(
+        self, case_id: UUID, cmd: c.ReopenCase, *, expected_version: int | None = None
+    ) -> Case:
+        def decide(case: Case, now: datetime) -> None:
+            due = deadlines_for(self.rules, case.level, case.urgency, now)
+            case.reopen(at=now, actor=cmd.actor, reason=cmd.reason, resolve_due=due.resolve_due)
+
+        return self._act(case_id, expected_version, decide)
+
+    def rate_case(
+        self, case_id: UUID, cmd: c.RateCase, *, expected_version: int | None = None
+    ) -> Case:
+        return self._act(
+            case_id,
+            expected_version,
+            lambda case, now: case.rate(
+                at=now, score=cmd.score, request_matched=cmd.request_matched, comment=cmd.comment
+            ),
+        )
+
+    def close_case(
+        self, case_id: UUID, cmd: c.CloseCase, *, expected_version: int | None = None
+    ) -> Case:
+        return self._act(
+            case_id,
+            expected_version,
+            lambda case, now: case.close(at=now, reason=CloseReason(cmd.reason), actor=cmd.actor),
+        )
+
+    def withdraw_case(
+        self, case_id: UUID, cmd: c.WithdrawCase, *, expected_version: int | None = None
+    ) -> Case:
+        return self._act(
+            case_id,
+            expected_version,
+            lambda case, now: case.close(
+                at=now, reason=CloseReason.WITHDRAWN, actor=cmd.actor, note=cmd.reason
+            ),
+        )
+
+    # -- machinery --------------------------------------------------------------------------------
+
+    def _act(
+        self, case_id: UUID, expected_version: int | None, decide: Callable[[Case, datetime], Any]
+    ) -> Case:
+        case = self.get_case(case_id)
+        if expected_version is not None and case.version != expected_version:
+            raise VersionConflict(case_id, expected_version, case.version)
+        decide(case, self.clock.now())
+        with _store_errors(case_id, expected_version):
+            self.save(case)
+        return case
+
+    def _level(self, unit: str, *, field: str = "unit") -> Level:
+        try:
+            return self.rules.jurisdiction.unit(unit).level
+        except RuleSetError:
+            raise UnknownReference(f"unknown unit {unit!r}", field=field) from None
+
+    def _check_household(self, unit: str) -> None:
+        level = self._level(unit, field="household_unit")
+        if level is not Level.HOUSEHOLD:
+            raise InvalidPetition(
+                f"{unit} is a {level.value}, not a household unit",
+                field="household_unit",
+                hint="File it at the resident's household unit (a code like 510123104201-03-07).",
+            )
+
+    def _check_category(self, category: str) -> None:
+        if category not in self.rules.categories:
+            known = ", ".join(sorted(self.rules.categories))
+            raise UnknownReference(
+                f"unknown category {category!r}",
+                field="category",
+                hint=f"Use one of: {known}.",
+            )
+
+
+@dataclass(frozen=True)
+class _Filing:
+    """A decided filing waiting for its transaction."""
+
+    cmd: c.FilePetition
+    case_id: UUID
+    at: datetime
+    fingerprint: str
+    keyed: bool
+    case: Case
+    index: CaseNumber
+
+    def filed(self) -> Filed:
+        return Filed(self.case_id, self.case.number, self.case.version, created=True)
+
+
+def _fingerprint(cmd: c.FilePetition) -> str:
+    return hashlib.sha256(cmd.model_dump_json().encode()).hexdigest()[:32]
+
+
+@contextmanager
+def _store_errors(case_id: UUID, expected_version: int | None = None) -> Iterator[None]:
+    """Translate the library's storage errors into the engine's error tree."""
+    try:
+        yield
+    except IntegrityError:
+        raise VersionConflict(case_id, expected_version, None) from None
+    except PersistenceError as e:
+        raise StoreUnavailable(f"the event store refused the write: {e}") from e
