@@ -41,7 +41,7 @@ from engine.events import CaseEvent
 from engine.group_commit import GroupCommit
 from engine.numbering import CaseNumber, case_number, normalise_number, number_index_id
 from engine.persistence import OrjsonTranscoder, PydanticMapper
-from engine.values import CloseReason
+from engine.values import CloseReason, DeadlineKind
 from routing_rules import (
     Level,
     PetitionFacts,
@@ -395,6 +395,30 @@ class CaseService(Application[UUID]):
                 at=now, reason=CloseReason.WITHDRAWN, actor=cmd.actor, note=cmd.reason
             ),
         )
+
+    def warn_deadline(self, case_id: UUID, kind: DeadlineKind, due: datetime) -> bool:
+        """Record a yellow light for the deadline due at `due`, if it is still running.
+
+        Idempotent, for the SLA timer: False (nothing recorded) when the case was
+        already warned for it, or the deadline was met, moved or ended meanwhile.
+        """
+        return self._fire(case_id, lambda case, now: case.warn(at=now, kind=kind, due=due))
+
+    def breach_deadline(self, case_id: UUID, kind: DeadlineKind, due: datetime) -> bool:
+        """Record a red light for the deadline due at `due`; idempotent like `warn_deadline`."""
+        return self._fire(case_id, lambda case, now: case.breach(at=now, kind=kind, due=due))
+
+    def _fire(self, case_id: UUID, decide: Callable[[Case, datetime], bool]) -> bool:
+        case = self.get_case(case_id)
+        if not decide(case, self.clock.now()):
+            return False
+        try:
+            with _store_errors(case_id):
+                self.save(case)
+        except VersionConflict:
+            # another timer or a command got there first: decide again on the new state
+            return self._fire(case_id, decide)
+        return True
 
     # -- machinery --------------------------------------------------------------------------------
 

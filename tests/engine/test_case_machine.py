@@ -50,6 +50,7 @@ class Model:
     suspended_from: str = ""
     suspended_at: datetime | None = None
     events: int = 2
+    fired: set[str] = field(default_factory=set)
     log: list[str] = field(default_factory=list)
 
 
@@ -119,6 +120,7 @@ class CaseMachine(RuleBasedStateMachine):
             ),
         ):
             m.status, m.holder, m.respond_running = RETURNED, m.dispatcher, False
+            m.fired = set()
             m.log.append("return")
 
     @rule(target_index=st.integers(min_value=0, max_value=50))
@@ -134,6 +136,7 @@ class CaseMachine(RuleBasedStateMachine):
             ),
         ):
             m.status, m.holder, m.respond_running = ROUTED, to, True
+            m.fired = set()
             m.log.append(f"refer {to}")
 
     @rule()
@@ -148,6 +151,7 @@ class CaseMachine(RuleBasedStateMachine):
         ):
             m.holder, m.ladder = m.ladder[0], m.ladder[1:]
             m.status, m.respond_running = ROUTED, True
+            m.fired = set()
             m.log.append("escalate")
 
     @rule(kind=st.sampled_from(DeadlineKind), hours=st.integers(min_value=-48, max_value=96))
@@ -165,6 +169,7 @@ class CaseMachine(RuleBasedStateMachine):
                 c.ExtendDeadline(kind=kind, new_due=new_due, approver="boss", reason="x"),
             ),
         ):
+            m.fired = {f for f in m.fired if not f.endswith(kind.value)}
             m.log.append(f"extend {kind}")
 
     @rule()
@@ -223,6 +228,7 @@ class CaseMachine(RuleBasedStateMachine):
             ),
         ):
             m.status = ACCEPTED
+            m.fired = set()
             m.log.append("reopen")
 
     @rule(score=st.integers(min_value=1, max_value=5), matched=st.booleans())
@@ -259,6 +265,31 @@ class CaseMachine(RuleBasedStateMachine):
         ):
             m.status = CLOSED
             m.log.append("withdraw")
+
+    @rule(kind=st.sampled_from(DeadlineKind), light=st.sampled_from(["warned", "breached"]))
+    def deadline_light(self, kind: DeadlineKind, light: str) -> None:
+        """What the SLA timer does: fire a light for the deadline it believes is running."""
+        m = self.model
+        due = self.case.due(kind)
+        if due is None:
+            return
+        running = m.status in ACTIVE and (kind is DeadlineKind.RESOLVE or m.respond_running)
+        fire = self.service.warn_deadline if light == "warned" else self.service.breach_deadline
+        early = light == "breached" and self.clock.now() < due
+        before = self.service.get_case(self.case_id).version
+        try:
+            fired = fire(self.case_id, kind, due)
+        except IllegalTransition:
+            assert early and running and f"{light}:{kind.value}" not in m.fired
+            assert self.service.get_case(self.case_id).version == before
+            return
+        assert not (early and fired)
+        assert fired == (running and f"{light}:{kind.value}" not in m.fired), m.log
+        self.case = self.service.get_case(self.case_id)
+        if fired:
+            m.fired.add(f"{light}:{kind.value}")
+            m.events += 1
+            m.log.append(f"{light} {kind}")
 
     def other_unit(self) -> str:
         return next(t for t in self.targets if t != self.model.holder)

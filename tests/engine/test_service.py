@@ -23,7 +23,7 @@ from engine.errors import (
 )
 from engine.events import CaseRouted, PetitionFiled
 from engine.service import CaseService, Filed
-from engine.values import Reporter, Status
+from engine.values import DeadlineKind, Reporter, Status
 from routing_rules import Level, RuleSet, Urgency, deadlines_for
 
 HOUSEHOLD = "510123104201-01-01"
@@ -258,3 +258,32 @@ def run_concurrently(n: int, work: Callable[..., T], *, pass_index: bool = False
         t.join()
     assert not errors, errors
     return [r for r in results if r is not None]
+
+
+def test_deadline_lights_fire_once_and_never_for_a_met_deadline(
+    any_service: CaseService, clock: FakeClock
+) -> None:
+    filed = any_service.file_petition(a_petition())
+    case = any_service.get_case(filed.case_id)
+    assert case.respond_due is not None and case.resolve_due is not None
+    respond_due, resolve_due = case.respond_due, case.resolve_due
+
+    assert any_service.warn_deadline(filed.case_id, DeadlineKind.RESPOND, respond_due)
+    assert not any_service.warn_deadline(filed.case_id, DeadlineKind.RESPOND, respond_due)
+    with pytest.raises(IllegalTransition):  # not due yet
+        any_service.breach_deadline(filed.case_id, DeadlineKind.RESPOND, respond_due)
+    clock.set(respond_due)
+    assert any_service.breach_deadline(filed.case_id, DeadlineKind.RESPOND, respond_due)
+    assert not any_service.breach_deadline(filed.case_id, DeadlineKind.RESPOND, respond_due)
+    assert any_service.get_case(filed.case_id).supervised
+
+    any_service.accept_case(filed.case_id, c.AcceptCase(unit=HOUSEHOLD, actor="leader"))
+    any_service.resolve_case(
+        filed.case_id,
+        c.ResolveCase(unit=HOUSEHOLD, actor="leader", outcome="solved", resolution="已调解"),
+    )
+    clock.set(resolve_due)
+    # the resolve deadline was met: nothing fires for it
+    assert not any_service.breach_deadline(filed.case_id, DeadlineKind.RESOLVE, resolve_due)
+    names = [e.name for e in any_service.history(filed.case_id)]
+    assert names.count("SlaWarned") == 1 and names.count("SlaBreached") == 1
