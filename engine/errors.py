@@ -25,7 +25,7 @@ class CaseError(Exception):
 
 
 class CaseNotFound(CaseError):
-    hint = "Check the case id or number; `lianhu case show` lists what exists."
+    hint = "Check the case id or the short number (like 261128-7KQ2M) and try again."
 
     def __init__(self, ref: UUID | str) -> None:
         super().__init__(f"no case {ref}")
@@ -45,7 +45,7 @@ class InvalidPetition(CaseError):
 class UnknownReference(InvalidPetition):
     """A unit, department or category that the rule set in force does not know."""
 
-    hint = "Use a code from the rule set in force (`lianhu rules explain --help` shows them)."
+    hint = "Use a code of the rule set in force: `lianhu rules units`, `lianhu rules categories`."
 
 
 class IllegalTransition(CaseError):
@@ -88,4 +88,4 @@ class IdempotencyKeyReused(CaseError):
 class StoreUnavailable(CaseError):
     """The event store could not be reached or refused the write. Nothing was recorded."""
 
-    hint = "Retry in a few seconds; if it persists check the database (see `lianhu status`)."
+    hint = "Retry in a few seconds; if it persists, check that the database is up and reachable."

@@ -9,6 +9,7 @@ nothing is merged silently and nothing is half-applied.
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -120,7 +121,7 @@ class CaseService(Application[UUID]):
         return index.case_id
 
     def history(self, case_id: UUID) -> list[CaseEvent]:
-        events = [e for e in self.events.get(case_id) if isinstance(e, CaseEvent)]
+        events = [e for e in self.events.get(case_id) if isinstance(e, CaseEvent) and not e.INDEX]
         if not events:
             raise CaseNotFound(case_id)
         return events
@@ -134,7 +135,7 @@ class CaseService(Application[UUID]):
         its own answer, and a conflict in one filing never fails the others.
         """
         now = self.clock.now()
-        fingerprint = _fingerprint(cmd)
+        fingerprint = _fingerprint(cmd, idempotency_key)
         if idempotency_key is not None:
             case_id = uuid5(IDEMPOTENCY_NAMESPACE, idempotency_key)
             existing = self._existing_filing(case_id, fingerprint)
@@ -474,8 +475,18 @@ class _Filing:
         return Filed(self.case_id, self.case.number, self.case.version, created=True)
 
 
-def _fingerprint(cmd: c.FilePetition) -> str:
-    return hashlib.sha256(cmd.model_dump_json().encode()).hexdigest()[:32]
+def _fingerprint(cmd: c.FilePetition, idempotency_key: str | None) -> str:
+    """Recognises a retried filing. Only keyed filings need one.
+
+    The reporter's personal data enters only through a hash keyed by the
+    idempotency key, which is never stored, so the stored fingerprint cannot be
+    used to guess a masked phone number from the rest of the petition.
+    """
+    if idempotency_key is None:
+        return ""
+    public = cmd.model_dump_json(exclude={"reporter"}).encode()
+    personal = hmac.new(idempotency_key.encode(), cmd.reporter.model_dump_json().encode(), "sha256")
+    return hashlib.sha256(public + personal.digest()).hexdigest()[:32]
 
 
 @contextmanager

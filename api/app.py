@@ -1,0 +1,65 @@
+"""The FastAPI application: `/v1` routers, problem responses, guards and metrics.
+
+`create_app()` with no arguments builds the service from `Settings` (this is
+what `lianhu serve` runs); tests pass their own service. Authentication plugs
+in at `api.auth.current_principal`, a dependency of every `/v1` router
+(see api/routes/__init__.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from api import problems
+from api.metrics import Metrics
+from api.middleware import RequestGuard, RequestMetrics
+from api.routes import cases, ops
+from api.wiring import build_service
+from engine.service import CaseService
+from engine.settings import Settings
+
+
+class OrjsonResponse(JSONResponse):
+    """JSON bodies through orjson (FastAPI deprecates its own ORJSONResponse)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def create_app(service: CaseService | None = None, settings: Settings | None = None) -> FastAPI:
+    """The HTTP API over `service` (built from `settings` if not given, and then closed on exit)."""
+    settings = settings or Settings()
+    owned = service is None
+    service = service or build_service(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            service.close()
+
+    app = FastAPI(
+        title="lianhu",
+        summary="Event-sourced case routing for grassroots governance (联户长制度)",
+        version="0.1.0",
+        default_response_class=OrjsonResponse,
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+
+    app.include_router(cases.router)
+    app.include_router(ops.router)
+
+    problems.install(app)
+    # Added last runs first: metrics see every answer, including the guard's refusals.
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    return app

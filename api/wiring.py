@@ -1,0 +1,34 @@
+"""Building the application service from settings: the one place the CLI and the app share."""
+
+from __future__ import annotations
+
+from engine.clock import Clock, SystemClock
+from engine.persistence import postgres_env, store_env
+from engine.service import CaseService
+from engine.settings import Settings
+from routing_rules import RuleSet, default_rule_set_path, load_rule_set
+
+
+def load_rules(settings: Settings) -> RuleSet:
+    """The rule set in force: `settings.rules_dir`, or the shipped default. Raises RuleSetError."""
+    return load_rule_set(settings.rules_dir or default_rule_set_path())
+
+
+def build_service(
+    settings: Settings, clock: Clock | None = None, rules: RuleSet | None = None
+) -> CaseService:
+    """A CaseService on the configured store (SQLite under data_dir, or PostgreSQL)."""
+    return CaseService(
+        rules=rules or load_rules(settings),
+        clock=clock or SystemClock(),
+        env=store_env(settings),
+    )
+
+
+def describe_store(settings: Settings) -> str:
+    """Where the events go, for people: a SQLite path or a PostgreSQL host/db (no password)."""
+    if settings.database_url:
+        env = postgres_env(settings.database_url)
+        host, port, db = env["POSTGRES_HOST"], env["POSTGRES_PORT"], env["POSTGRES_DBNAME"]
+        return f"PostgreSQL {host}:{port}/{db}"
+    return f"SQLite {settings.sqlite_path.resolve()}"
