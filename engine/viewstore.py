@@ -1,0 +1,189 @@
+"""Where read models live: their tables and their tracked log positions, in one database.
+
+A read model writes a batch of view changes and its new position in ONE
+transaction, so after a crash it resumes exactly where its view stopped:
+nothing counted twice, nothing missed.
+
+SQLite (the embedded default) keeps views in their own file beside the event
+store (`var/views.db`), so view writes never queue behind filings for SQLite's
+single writer lock. PostgreSQL keeps them in the event store's database.
+
+SQL is written once with `?` placeholders and portable statements
+(`INSERT ... ON CONFLICT ... DO UPDATE` works on both); the PostgreSQL cursor
+translates placeholders.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from engine.persistence import check_durability
+from engine.settings import Settings
+
+Dialect = Literal["sqlite", "postgres"]
+
+POSITIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS lianhu_positions (
+    name TEXT PRIMARY KEY,
+    position BIGINT NOT NULL,
+    updated_at TEXT NOT NULL
+)
+"""
+
+
+class ViewCursor(Protocol):
+    dialect: Dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> ViewCursor: ...
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+
+
+class _SQLiteCursor:
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._c = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _SQLiteCursor:
+        self._c.execute(sql, tuple(params))
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._c.executemany(sql, [tuple(r) for r in rows])
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        row = self._c.fetchone()
+        return tuple(row) if row is not None else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._c.fetchall()]
+
+
+class _PostgresCursor:
+    dialect: Dialect = "postgres"
+
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        self._c = cursor
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql.replace("%", "%%").replace("?", "%s")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _PostgresCursor:
+        self._c.execute(self._sql(sql), tuple(params))
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._c.executemany(self._sql(sql), [tuple(r) for r in rows])
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        row = self._c.fetchone()
+        return tuple(row) if row is not None else None
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._c.fetchall()]
+
+
+def set_position(cur: ViewCursor, name: str, position: int) -> None:
+    """Record how far `name` has processed the log, in the caller's transaction."""
+    cur.execute(
+        "INSERT INTO lianhu_positions (name, position, updated_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
+        "updated_at = excluded.updated_at",
+        (name, position, datetime.now(tz=UTC).isoformat()),
+    )
+
+
+class ViewStore:
+    """A database for read models. Use `ViewStore.for_settings(settings)`."""
+
+    dialect: Dialect
+
+    def __init__(self, *, sqlite_path: str | None = None, postgres_url: str | None = None) -> None:
+        if (sqlite_path is None) == (postgres_url is None):
+            raise ValueError("give exactly one of sqlite_path and postgres_url")
+        self._sqlite_path = sqlite_path
+        self._local = threading.local()
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        if postgres_url is not None:
+            self.dialect = "postgres"
+            self._pool = ConnectionPool(
+                postgres_url, min_size=1, max_size=8, open=True, kwargs={"autocommit": False}
+            )
+        else:
+            self.dialect = "sqlite"
+        with self.transaction() as cur:
+            cur.execute(POSITIONS_TABLE)
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> ViewStore:
+        if settings.database_url:
+            return cls(postgres_url=settings.database_url)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return cls(sqlite_path=str(settings.data_dir / "views.db"))
+
+    def _sqlite(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            assert self._sqlite_path is not None
+            Path(self._sqlite_path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self._sqlite_path, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            check_durability(conn)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[ViewCursor]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        if self._pool is not None:
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                yield _PostgresCursor(cur)
+            return
+        lite = self._sqlite()
+        lite.execute("BEGIN IMMEDIATE")
+        try:
+            yield _SQLiteCursor(lite.cursor())
+        except BaseException:
+            lite.execute("ROLLBACK")
+            raise
+        lite.execute("COMMIT")
+
+    def position(self, name: str) -> int:
+        """How far `name` has processed the log (0: nothing yet)."""
+        with self.transaction() as cur:
+            row = cur.execute(
+                "SELECT position FROM lianhu_positions WHERE name = ?", (name,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def positions(self) -> dict[str, int]:
+        with self.transaction() as cur:
+            rows = cur.execute("SELECT name, position FROM lianhu_positions").fetchall()
+        return {str(n): int(p) for n, p in rows}
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
