@@ -8,7 +8,7 @@ in at `api.auth.current_principal`, a dependency of every `/v1` router
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,7 +20,8 @@ from api import problems
 from api.metrics import Metrics
 from api.middleware import RequestGuard, RequestMetrics
 from api.routes import cases, ops
-from api.wiring import build_service
+from api.wiring import build_service, build_workers
+from api.workers import Worker, Workers
 from engine.service import CaseService
 from engine.settings import Settings
 
@@ -32,15 +33,26 @@ class OrjsonResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-def create_app(service: CaseService | None = None, settings: Settings | None = None) -> FastAPI:
-    """The HTTP API over `service` (built from `settings` if not given, and then closed on exit)."""
+def create_app(
+    service: CaseService | None = None,
+    settings: Settings | None = None,
+    workers: Sequence[Worker] | None = (),
+) -> FastAPI:
+    """The HTTP API over `service` (built from `settings` if not given, and then closed on exit).
+
+    `workers` run on background threads while the app is up (see api.workers); None means
+    the configured ones (`api.wiring.build_workers`), which is what `lianhu serve` runs.
+    """
     settings = settings or Settings()
     owned = service is None
     service = service or build_service(settings)
+    background = Workers(build_workers(settings, service) if workers is None else workers)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        background.start()
         yield
+        background.stop()
         if owned:
             service.close()
 
@@ -54,6 +66,7 @@ def create_app(service: CaseService | None = None, settings: Settings | None = N
     app.state.service = service
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.workers = background
 
     app.include_router(cases.router)
     app.include_router(ops.router)
@@ -63,3 +76,8 @@ def create_app(service: CaseService | None = None, settings: Settings | None = N
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     return app
+
+
+def serve_app() -> FastAPI:
+    """The app `lianhu serve` runs: configured store, configured background workers."""
+    return create_app(workers=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from api.workers import Worker
 from engine.clock import Clock, SystemClock
 from engine.persistence import postgres_env, store_env
 from engine.service import CaseService
@@ -23,6 +24,16 @@ def build_service(
         clock=clock or SystemClock(),
         env=store_env(settings),
     )
+
+
+def build_workers(settings: Settings, service: CaseService) -> list[Worker]:
+    """The background workers `lianhu serve` runs beside the API (one process shape).
+
+    Each capability adds its worker here (the SLA timer, read-model followers, the NATS
+    relay); each also has a CLI command to run it alone in the scaled-out shape.
+    """
+    workers: list[Worker] = []
+    return workers
 
 
 def describe_store(settings: Settings) -> str:

@@ -64,9 +64,9 @@ def serve(
     typer.echo(f"  {first_petition_curl(base, rules)}")
     sys.stdout.flush()
     if reload:
-        uvicorn.run("api.app:create_app", factory=True, host=host, port=port, reload=True)
+        uvicorn.run("api.app:serve_app", factory=True, host=host, port=port, reload=True)
     else:
-        uvicorn.run(create_app(settings=settings), host=host, port=port)
+        uvicorn.run(create_app(settings=settings, workers=None), host=host, port=port)
 
 
 def _url_host(host: str) -> str:
