@@ -62,6 +62,10 @@ def package_years() -> range:
     return range(min(years), max(years) + 1)
 
 
+Fallback = Literal["error", "weekends"]
+"""For a year neither the package nor calendar.toml covers: refuse, or count Monday-Friday."""
+
+
 class WorkCalendar:
     """Answers 'is this a working day' and 'N working days after this moment'."""
 
@@ -71,8 +75,10 @@ class WorkCalendar:
         timezone: str = DEFAULT_TIMEZONE,
         overrides: Iterable[Override] = (),
         years: Iterable[DeclaredYear] = (),
+        fallback: Fallback = "error",
     ) -> None:
         self.timezone = ZoneInfo(timezone)
+        self.fallback: Fallback = fallback
         self._overrides = {o.date: o.kind == "workday" for o in overrides}
         self._years = {y.year: y for y in years}
         self._package_years = package_years()
@@ -89,6 +95,9 @@ class WorkCalendar:
             return self._years[day.year].is_workday(day)
         if day.year in self._package_years:
             return bool(chinese_calendar.is_workday(day))
+        if self.fallback == "weekends":
+            # explicit, opted into in calendar.toml, reported by `lianhu rules lint`
+            return day.weekday() < 5
         raise CalendarNotCovered(day.year, covered=self._describe_coverage())
 
     def add_working_days(self, start: datetime, days: int) -> datetime:

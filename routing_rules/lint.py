@@ -12,7 +12,12 @@ from routing_rules.ruleset import RuleSet
 from routing_rules.units import Jurisdiction, Level
 
 Kind = Literal[
-    "unowned_category", "unreachable_route", "missing_sla", "unknown_unit", "no_catch_all"
+    "unowned_category",
+    "unreachable_route",
+    "missing_sla",
+    "unknown_unit",
+    "no_catch_all",
+    "calendar_fallback",
 ]
 
 
@@ -38,7 +43,22 @@ def lint(rule_set: RuleSet) -> list[Finding]:
         *missing_catch_all(rule_set),
         *unowned_categories(rule_set),
         *missing_sla(rule_set),
+        *calendar_fallback(rule_set),
     ]
+
+
+def calendar_fallback(rule_set: RuleSet) -> list[Finding]:
+    """Years past the holiday data are counted Monday-Friday when calendar.toml allows it."""
+    calendar = rule_set.calendar
+    if calendar.fallback != "weekends":
+        return []
+    last = max(calendar.covered_years)
+    message = (
+        f"holiday data ends with {last}; later years count Monday-Friday as working days, "
+        f"without holidays or adjusted weekends, until the State Council's schedule for "
+        f"{last + 1} is declared as a [[year]] in calendar.toml"
+    )
+    return [_warning("calendar_fallback", "calendar.toml", None, message)]
 
 
 def unknown_units(rule_set: RuleSet) -> list[Finding]:

@@ -237,7 +237,12 @@ def _load_calendar(text: str | None) -> WorkCalendar:
     file = "calendar.toml"
     if text is None:
         return WorkCalendar()
-    data = _parse_toml(text, file, {"timezone", "override", "year"})
+    data = _parse_toml(text, file, {"timezone", "override", "year", "fallback"})
+    fallback = data.get("fallback", "error")
+    if fallback not in ("error", "weekends"):
+        raise RuleSetError(
+            f"fallback must be 'error' or 'weekends', not {fallback!r}", file=file, field="fallback"
+        )
     timezone = data.get("timezone", DEFAULT_TIMEZONE)
     try:
         ZoneInfo(str(timezone))
@@ -261,7 +266,12 @@ def _load_calendar(text: str | None) -> WorkCalendar:
                 "year declared twice", file=file, rule_id=rule_id, field="year", kind="year"
             )
         years[declared.year] = declared
-    return WorkCalendar(timezone=str(timezone), overrides=overrides.values(), years=years.values())
+    return WorkCalendar(
+        timezone=str(timezone),
+        overrides=overrides.values(),
+        years=years.values(),
+        fallback=fallback,
+    )
 
 
 def _load_routes(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,8 +35,36 @@ def test_the_default_rule_set_has_no_errors(rules: RuleSet) -> None:
     findings = lint(rules)
 
     assert [f for f in findings if f.severity == "error"] == []
-    # `other` is, by design, the catch-all's alone: the one warning the default set carries.
-    assert kinds(findings) == {("warning", "unowned_category", "other")}
+    # `other` is, by design, the catch-all's alone; and the holiday data ends with 2026, so
+    # the demo county counts 2027 Monday-Friday until its schedule is declared.
+    assert kinds(findings) == {
+        ("warning", "unowned_category", "other"),
+        ("warning", "calendar_fallback", None),
+    }
+
+
+def test_an_uncovered_year_counts_weekdays_only_when_the_rule_set_allows_it(
+    rule_copy: Path,
+) -> None:
+    from routing_rules import CalendarNotCovered, load_rule_set
+
+    allowed = load_rule_set(rule_copy).calendar
+    strict_file = rule_copy / "calendar.toml"
+    strict_file.write_text(
+        strict_file.read_text(encoding="utf-8").replace(
+            'fallback = "weekends"', 'fallback = "error"'
+        ),
+        encoding="utf-8",
+    )
+    strict = load_rule_set(rule_copy)
+
+    # Friday 2027-01-08 (uncovered): the next working day is Monday 2027-01-11
+    assert allowed.add_working_days(
+        datetime(2027, 1, 8, 10, tzinfo=allowed.timezone), 1
+    ) == datetime(2027, 1, 11, 10, tzinfo=allowed.timezone)
+    with pytest.raises(CalendarNotCovered, match="2027"):
+        strict.calendar.add_working_days(datetime(2027, 1, 8, 10, tzinfo=allowed.timezone), 1)
+    assert lint(strict) == [f for f in lint(strict) if f.kind != "calendar_fallback"]
 
 
 def test_a_category_with_no_route_at_all_is_an_error(rule_copy: Path) -> None:
