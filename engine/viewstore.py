@@ -153,13 +153,30 @@ class ViewStore:
 
     @contextmanager
     def transaction(self) -> Iterator[ViewCursor]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+        with self._transaction(write=True) as cur:
+            yield cur
+
+    @contextmanager
+    def reading(self) -> Iterator[ViewCursor]:
+        """A read-only snapshot. On SQLite it takes no write lock, so queries never wait
+        for a follower's batch and never make one wait."""
+        with self._transaction(write=False) as cur:
+            yield cur
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[ViewCursor]:
         if self._pool is not None:
-            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                yield _PostgresCursor(cur)
+            with self._pool.connection() as conn:
+                conn.read_only = not write
+                try:
+                    with conn.transaction(), conn.cursor() as cur:
+                        yield _PostgresCursor(cur)
+                finally:
+                    conn.read_only = False
             return
         lite = self._sqlite()
-        lite.execute("BEGIN IMMEDIATE")
+        lite.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
             yield _SQLiteCursor(lite.cursor())
         except BaseException:
@@ -169,14 +186,14 @@ class ViewStore:
 
     def position(self, name: str) -> int:
         """How far `name` has processed the log (0: nothing yet)."""
-        with self.transaction() as cur:
+        with self.reading() as cur:
             row = cur.execute(
                 "SELECT position FROM lianhu_positions WHERE name = ?", (name,)
             ).fetchone()
         return int(row[0]) if row else 0
 
     def positions(self) -> dict[str, int]:
-        with self.transaction() as cur:
+        with self.reading() as cur:
             rows = cur.execute("SELECT name, position FROM lianhu_positions").fetchall()
         return {str(n): int(p) for n, p in rows}
 
