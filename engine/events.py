@@ -152,7 +152,8 @@ class CaseReturned(CaseEvent):
         case.status = Status.RETURNED
         case.unit, case.level = self.to_unit, self.to_level
         case.respond_due = None
-        case.sla_fired = frozenset()
+        # the resolve deadline is the same one, so its lights stay fired
+        case.sla_fired = frozenset(f for f in case.sla_fired if not f.endswith(":respond"))
 
 
 class CaseReferred(CaseEvent):
@@ -198,8 +199,7 @@ class SlaBreached(CaseEvent):
     def evolve(self, case: Case) -> None:
         case.sla_fired = case.sla_fired | {f"breached:{self.kind}"}
         case.breaches += 1
-        if self.kind is DeadlineKind.RESPOND:
-            case.supervised = True
+        case.supervised = True  # every breach puts the case under supervision (督办)
 
 
 class CaseEscalated(CaseEvent):

@@ -91,9 +91,11 @@ class Follower:
         last = notifications[-1].id
         with self.views.transaction() as cur:
             # the position read above is re-checked in this transaction, so two
-            # followers of one model never both apply a batch
+            # followers of one model never both apply a batch (PostgreSQL: the row lock
+            # makes the second wait and then see the first one's new position)
+            lock = " FOR UPDATE" if cur.dialect == "postgres" else ""
             row = cur.execute(
-                "SELECT position FROM lianhu_positions WHERE name = ?", (self.model.name,)
+                "SELECT position FROM lianhu_positions WHERE name = ?" + lock, (self.model.name,)
             ).fetchone()
             if (int(row[0]) if row else 0) != start:
                 return 0

@@ -29,6 +29,7 @@ from eventsourcing.utils import Environment
 from engine import commands as c
 from engine.case import Case
 from engine.clock import Clock
+from engine.deadlines import DueDeadline, Light
 from engine.errors import (
     CaseNotFound,
     IdempotencyKeyReused,
@@ -42,7 +43,7 @@ from engine.events import CaseEvent
 from engine.group_commit import GroupCommit
 from engine.numbering import CaseNumber, case_number, normalise_number, number_index_id
 from engine.persistence import OrjsonTranscoder, PydanticMapper
-from engine.values import CloseReason, DeadlineKind
+from engine.values import CloseReason, DeadlineKind, EscalationTrigger
 from routing_rules import (
     Level,
     PetitionFacts,
@@ -55,6 +56,8 @@ from routing_rules import (
 IDEMPOTENCY_NAMESPACE = uuid5(NAMESPACE_URL, "urn:lianhu:idempotency-key")
 CLOCK_SKEW = timedelta(minutes=5)
 NUMBER_ATTEMPTS = 8
+TRANSFERS_BEFORE_SUPERVISION = 3  # returned or referred this often: escalated (12345 practice)
+TIMER_ACTOR = "sla-timer"
 
 
 @dataclass(frozen=True)
@@ -257,6 +260,7 @@ class CaseService(Application[UUID]):
                 note=cmd.note,
                 dispatcher_level=self._level(case.dispatcher),
             )
+            self._supervise_if_transferred(case, now)
 
         return self._act(case_id, expected_version, decide)
 
@@ -282,6 +286,7 @@ class CaseService(Application[UUID]):
                 respond_due=due.respond_due,
                 resolve_due=due.resolve_due,
             )
+            self._supervise_if_transferred(case, now)
 
         return self._act(case_id, expected_version, decide)
 
@@ -408,6 +413,87 @@ class CaseService(Application[UUID]):
     def breach_deadline(self, case_id: UUID, kind: DeadlineKind, due: datetime) -> bool:
         """Record a red light for the deadline due at `due`; idempotent like `warn_deadline`."""
         return self._fire(case_id, lambda case, now: case.breach(at=now, kind=kind, due=due))
+
+    def breach_and_escalate(self, case_id: UUID, kind: DeadlineKind, due: datetime) -> bool:
+        """The timer's red light: a breach, and for a resolve deadline one rung up the ladder.
+
+        The breach and the escalation are one transaction (both events in one save), so a
+        crash between them cannot lose the escalation. With the ladder exhausted the case
+        stays put, under supervision (督办); a breached respond deadline never moves it.
+        Idempotent like `breach_deadline`.
+        """
+        return self._fire(case_id, lambda case, now: self._breach(case, now, kind, due))
+
+    def fire_deadlines(self, lights: Sequence[DueDeadline]) -> int:
+        """Fire due lights of many cases in one transaction (the timer's group commit).
+
+        Each case is loaded once and decides each of its lights in order exactly as
+        `warn_deadline` / `breach_and_escalate` would. If any case changed meanwhile (a
+        command or another timer), the batch is dropped and every case is fired on its
+        own, deciding again on its new state. Returns how many lights were recorded.
+        """
+        now = self.clock.now()
+        by_case: dict[UUID, list[DueDeadline]] = {}
+        for light in lights:
+            by_case.setdefault(light.case_id, []).append(light)
+        changed: list[Case] = []
+        recorded = 0
+        for case_id, own in by_case.items():
+            try:
+                case = self.get_case(case_id)
+            except CaseNotFound:
+                continue
+            fired = sum(self._light(case, now, light) for light in own)
+            if fired:
+                changed.append(case)
+                recorded += fired
+        if not changed:
+            return 0
+        try:
+            with _store_errors(changed[0].id):
+                self.save(*changed)
+        except VersionConflict:
+            recorded = sum(self._fire_one(light) for case in changed for light in by_case[case.id])
+        return recorded
+
+    def _fire_one(self, light: DueDeadline) -> bool:
+        return self._fire(light.case_id, lambda case, now: self._light(case, now, light))
+
+    def _light(self, case: Case, now: datetime, light: DueDeadline) -> bool:
+        if light.light is Light.WARN:
+            return case.warn(at=now, kind=light.kind, due=light.due)
+        return self._breach(case, now, light.kind, light.due)
+
+    def _breach(self, case: Case, now: datetime, kind: DeadlineKind, due: datetime) -> bool:
+        if now < due or not case.breach(at=now, kind=kind, due=due):
+            return False  # not due on this clock yet, or already breached / met / moved
+        if kind is DeadlineKind.RESOLVE:
+            self._escalate_one_rung(case, now, EscalationTrigger.SLA_BREACH)
+        return True
+
+    def _supervise_if_transferred(self, case: Case, now: datetime) -> None:
+        """The third return or referral escalates the case, in the same transaction."""
+        if case.returns + case.referrals == TRANSFERS_BEFORE_SUPERVISION:
+            self._escalate_one_rung(case, now, EscalationTrigger.REPEATED_TRANSFER)
+
+    def _escalate_one_rung(self, case: Case, now: datetime, trigger: EscalationTrigger) -> bool:
+        """Escalate to the next rung of the ladder above the holder; False if none is left."""
+        rung = next((u for u in case.ladder if u != case.unit), None)
+        if rung is None:
+            return False
+        level = self._level(rung)
+        due = deadlines_for(self.rules, level, case.urgency, now)
+        case.escalate(
+            at=now,
+            to_unit=rung,
+            to_level=level,
+            trigger=trigger,
+            actor=TIMER_ACTOR if trigger is EscalationTrigger.SLA_BREACH else "system",
+            summary="",
+            respond_due=due.respond_due,
+            resolve_due=due.resolve_due,
+        )
+        return True
 
     def _fire(self, case_id: UUID, decide: Callable[[Case, datetime], bool]) -> bool:
         case = self.get_case(case_id)

@@ -55,6 +55,7 @@ class EscalationTrigger(StrEnum):
     SLA_BREACH = "sla_breach"
     MANUAL = "manual"
     RESIDENT_REQUEST = "resident_request"
+    REPEATED_TRANSFER = "repeated_transfer"  # returned or referred three times (12345 practice)
 
 
 class CloseReason(StrEnum):

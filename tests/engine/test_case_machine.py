@@ -50,8 +50,20 @@ class Model:
     suspended_from: str = ""
     suspended_at: datetime | None = None
     events: int = 2
+    transfers: int = 0
     fired: set[str] = field(default_factory=set)
     log: list[str] = field(default_factory=list)
+
+    def transferred(self) -> None:
+        """The third return or referral escalates one rung (12345 practice), in the same save."""
+        self.transfers += 1
+        rung = next((u for u in self.ladder if u != self.holder), None)
+        if self.transfers == 3 and rung is not None:
+            self.holder, self.ladder = rung, self.ladder[self.ladder.index(rung) + 1 :]
+            self.status, self.respond_running = ROUTED, True
+            self.fired = set()
+            self.events += 1
+            self.log.append("escalate (three transfers)")
 
 
 class CaseMachine(RuleBasedStateMachine):
@@ -120,8 +132,9 @@ class CaseMachine(RuleBasedStateMachine):
             ),
         ):
             m.status, m.holder, m.respond_running = RETURNED, m.dispatcher, False
-            m.fired = set()
+            m.fired = {f for f in m.fired if not f.endswith("respond")}  # same resolve deadline
             m.log.append("return")
+            m.transferred()
 
     @rule(target_index=st.integers(min_value=0, max_value=50))
     def refer(self, target_index: int) -> None:
@@ -138,6 +151,7 @@ class CaseMachine(RuleBasedStateMachine):
             m.status, m.holder, m.respond_running = ROUTED, to, True
             m.fired = set()
             m.log.append(f"refer {to}")
+            m.transferred()
 
     @rule()
     def escalate(self) -> None:
