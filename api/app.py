@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from api import problems
 from api.metrics import Metrics
 from api.middleware import RequestGuard, RequestMetrics
-from api.routes import cases, ops
+from api.routes import cases, metrics, ops
 from api.wiring import build_service, build_workers
 from api.workers import Worker, Workers
 from engine.service import CaseService
@@ -70,6 +70,8 @@ def create_app(
 
     app.include_router(cases.router)
     app.include_router(ops.router)
+    app.include_router(metrics.router)
+    app.include_router(metrics.cases_router)
 
     problems.install(app)
     # Added last runs first: metrics see every answer, including the guard's refusals.

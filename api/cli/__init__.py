@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from api.cli import case, rules
+from api.cli import case, metrics, projections, rules, timer
 from api.cli.errors import reports_errors
 from api.wiring import describe_store, load_rules
 from engine.settings import Settings
@@ -30,6 +30,9 @@ app = typer.Typer(
 )
 app.add_typer(rules.app, name="rules")
 app.add_typer(case.app, name="case")
+app.add_typer(timer.app, name="timer")
+app.add_typer(metrics.app, name="metrics")
+app.add_typer(projections.app, name="projections")
 
 
 # -- serve ----------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ def test_openapi_describes_every_case_operation(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
 
     paths = schema["paths"]
-    assert set(paths["/v1/cases"]) == {"post"}
+    assert set(paths["/v1/cases"]) == {"get", "post"}  # GET: the case list (projections)
     assert set(paths["/v1/cases/{ref}"]) == {"get"}
     assert set(paths["/v1/cases/{ref}/events"]) == {"get"}
     for action in ACTIONS:
@@ -88,7 +88,9 @@ def test_every_v1_route_passes_through_the_one_principal_dependency(app: FastAPI
 
     answers = {(m, p): client.request(m, p, json={}).status_code for m, p in operations}
 
-    assert len(operations) == 3 + len(ACTIONS)
+    metrics = [p for _, p in operations if p.startswith("/v1/metrics/")]
+    assert len(operations) == 4 + len(ACTIONS) + len(metrics)
+    assert len(metrics) == 6
     assert set(answers.values()) == {401}, answers
     assert client.get("/healthz").status_code == 200
 

@@ -1,0 +1,126 @@
+"""`lianhu projections`: rebuild read models from the log, follow it, see where they are."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from api.cli.errors import reports_errors
+from api.wiring import build_service, describe_store
+from engine.settings import Settings
+from engine.viewstore import ViewStore
+from projections.registry import MODELS, Projections, catch_up_all, rebuild, run_live
+
+app = typer.Typer(
+    help="Read models: rebuild them from position 0, follow the log, show their positions.",
+    no_args_is_help=True,
+)
+
+
+@app.command("rebuild", epilog="Examples:\n\n    lianhu projections rebuild\n\n"
+             "    lianhu projections rebuild board")  # fmt: skip
+@reports_errors
+def rebuild_command(
+    name: Annotated[
+        str | None, typer.Argument(help=f"one of {', '.join(MODELS)}; default: all")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="events per transaction")] = 1000,
+) -> None:
+    """Replay the log from position 0 into fresh tables, then switch to them atomically."""
+    if name is not None and name not in MODELS:
+        raise typer.BadParameter(f"unknown read model {name!r}; use one of {', '.join(MODELS)}")
+    settings = Settings()
+    service = build_service(settings)
+    views = ViewStore.for_settings(settings)
+    try:
+        projections = Projections(views)
+        head = service.recorder.max_notification_id() or 0
+        typer.echo(f"store: {describe_store(settings)}; log head {head}")
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeRemainingColumn(), console=Console(stderr=True),
+        ) as bar:  # fmt: skip
+            for model in [name] if name else list(MODELS):
+                task = bar.add_task(f"{model:<15}", total=max(head, 1))
+
+                def advance(done: int, total: int, task: TaskID = task) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                generation = rebuild(
+                    projections,
+                    service.recorder,
+                    service.mapper,
+                    model,
+                    advance,
+                    batch_size=batch_size,
+                )
+                bar.update(task, completed=max(head, 1))
+                typer.echo(f"{model}: switched to generation {generation}")
+    finally:
+        views.close()
+        service.close()
+
+
+@app.command("status")
+@reports_errors
+def status() -> None:
+    """Each read model's generation and log position, against the log head."""
+    settings = Settings()
+    service = build_service(settings)
+    views = ViewStore.for_settings(settings)
+    try:
+        projections = Projections(views)
+        head = service.recorder.max_notification_id() or 0
+        positions = views.positions()
+        table = Table("read model", "generation", "position", "behind")
+        for name, gen in projections.generations().items():
+            pos = positions.get(f"{name}.g{gen}", 0)
+            table.add_row(name, str(gen), str(pos), str(head - pos))
+        Console().print(table)
+    finally:
+        views.close()
+        service.close()
+
+
+@app.command("run")
+@reports_errors
+def run(
+    once: Annotated[bool, typer.Option(help="catch up to the head, then exit")] = False,
+    batch_size: Annotated[int, typer.Option(help="events per transaction")] = 1000,
+) -> None:
+    """Keep every read model live (the scaled-out shape; `lianhu serve` runs this too)."""
+    settings = Settings()
+    service = build_service(settings)
+    views = ViewStore.for_settings(settings)
+    try:
+        projections = Projections(views)
+        if once:
+            n = catch_up_all(projections, service.recorder, service.mapper, batch_size=batch_size)
+            typer.echo(f"caught up over {n} log positions")
+            return
+        stop = threading.Event()
+
+        def stopping(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, stopping)
+        signal.signal(signal.SIGINT, stopping)
+        typer.echo("projections following the log (Ctrl-C stops)")
+        run_live(projections, service.recorder, service.mapper, stop, batch_size=batch_size)
+    finally:
+        views.close()
+        service.close()

@@ -1,0 +1,309 @@
+"""Benchmark of the read models (issue 4).
+
+1. Catch-up rate of all five read models together (projections.registry.Fanout: one
+   read and decode per batch, every model's view changes and position in one
+   transaction of 1,000 events) over N events, beside the raw rate of reading and
+   decoding the same events from the same store in the same run. Target ratio ≥ 0.5.
+2. Query latency p99 of each metric endpoint (through the HTTP app, TestClient) on
+   that data: live, with `as_of`, and scoped to a township. Target < 50 ms.
+
+Events are generated fast: realistic case histories (filed, routed, accepted,
+referred 30 % with a retelling, escalated 5 %, returned 5 %, resolved, rated,
+closed; a county's units, categories and urgencies) are built as aggregates in
+memory and their stored events inserted through the recorder in batches of 5,000.
+Full mode: 1,000,000 events over a county-year; quick mode: 20,000.
+
+    python -m bench.projections [--quick] [--events N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from engine.case import Case
+from engine.clock import FakeClock
+from engine.events import CaseEvent
+from engine.persistence import sqlite_env
+from engine.service import CaseService
+from engine.settings import Settings
+from engine.values import (
+    CloseReason,
+    EscalationTrigger,
+    Outcome,
+    Reporter,
+    ReturnReason,
+)
+from engine.viewstore import ViewStore
+from projections.registry import Fanout, Projections
+from routing_rules import Level, RuleSet, Urgency, default_rule_set_path, load_rule_set
+
+Row = dict[str, object]
+T0 = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
+YEAR = 360 * 86400.0
+TEXTS = ["增设社区健身器材", "小区电梯故障，请尽快维修", "楼上邻居每晚装修噪音扰民",
+         "物业费上涨不合理", "异地就医报销流程咨询", "垃圾分类推进缓慢", "楼道违建占用消防通道",
+         "老旧小区停车难，建议错峰停车", "社区充电桩不足", "养老助餐点太远"]  # fmt: skip
+RETOLD = ["优化绿化景观", "请协调处理", "居民反映问题，请处理"]
+
+
+def log(message: str) -> None:
+    print(f"[projections] {message}", file=sys.stderr, flush=True)
+
+
+# -- generating a county-year of events -------------------------------------------------------
+
+
+def build_case(
+    rng: random.Random, rules: RuleSet, units: dict[str, list[str]], start: float
+) -> list[CaseEvent]:
+    """One case's history as events (built through the aggregate, so it is legal)."""
+    at = T0 + timedelta(seconds=start)
+    household = rng.choice(units["household"])
+    village, township = household[:12], household[:9]
+    category = rng.choice(sorted(rules.categories))
+    urgency = rng.choices(list(Urgency), weights=[85, 12, 3])[0]
+    text = rng.choice(TEXTS)
+    case = Case.file(
+        case_id=uuid4(), at=at, number=f"B{int(start)}", household_unit=household, channel="visit",
+        category=category, urgency=urgency, title=text[:8], description=text, location="",
+        reporter=Reporter(), raised_at=at - timedelta(hours=rng.choice([0, 0, 0, 1, 30])),
+        fingerprint="",
+    )  # fmt: skip
+    level, unit = rng.choice([(Level.HOUSEHOLD, household), (Level.VILLAGE, village),
+                              (Level.TOWNSHIP, township)])  # fmt: skip
+
+    def due(hours: float) -> datetime:
+        return at + timedelta(hours=hours)
+
+    case.route(
+        at=at, rule_id="bench", rule_set_hash="bench", handler=unit, handler_level=level,
+        co_handlers=(), ladder=(township, township[:6]), dispatcher=township,
+        respond_due=due(12), resolve_due=due(72),
+    )  # fmt: skip
+
+    def later(mean_hours: float) -> datetime:
+        nonlocal at
+        at = at + timedelta(hours=rng.expovariate(1 / mean_hours))
+        return at
+
+    if rng.random() < 0.05 and unit != township:
+        case.return_(at=later(3), unit=unit, actor="x", reason=rng.choice(list(ReturnReason)),
+                     note="", dispatcher_level=Level.TOWNSHIP)  # fmt: skip
+        unit, level = township, Level.TOWNSHIP
+    case.accept(at=later(6), unit=unit, actor="x")
+    if rng.random() < 0.3:
+        to = rng.choice(units["department"])
+        summary = rng.choice([text, text + "。", *RETOLD])
+        case.refer(
+            at=later(4), from_unit=unit, to_unit=to, to_level=Level.DEPARTMENT, actor="x",
+            summary=summary, category=category, urgency=urgency,
+            respond_due=due(24 * 10), resolve_due=due(24 * 20),
+        )  # fmt: skip
+        unit = to
+        case.accept(at=later(8), unit=unit, actor="x")
+    elif rng.random() < 0.07 and case.ladder:
+        case.escalate(
+            at=later(20), to_unit=case.ladder[0], to_level=Level.TOWNSHIP,
+            trigger=EscalationTrigger.SLA_BREACH, actor="timer", summary=rng.choice(["", text]),
+            respond_due=due(24 * 10), resolve_due=due(24 * 20),
+        )  # fmt: skip
+        unit = case.unit
+        case.accept(at=later(5), unit=unit, actor="x")
+    if start + (at - T0).total_seconds() - start < YEAR - start or rng.random() < 0.9:
+        case.resolve(at=later(30), unit=unit, actor="x", outcome=rng.choice(list(Outcome)),
+                     resolution="done")  # fmt: skip
+        if rng.random() < 0.7:
+            case.rate(at=later(24), score=rng.choice([2, 3, 4, 5, 5, 5]),
+                      request_matched=rng.random() < 0.85, comment="")  # fmt: skip
+            case.close(at=later(2), reason=CloseReason.RATED, actor="x")
+    return [e for e in case.collect_events() if isinstance(e, CaseEvent)]
+
+
+def generate(service: CaseService, rules: RuleSet, n_events: int, seed: int = 1) -> int:
+    rng = random.Random(seed)
+    units: dict[str, list[str]] = {"household": [], "department": []}
+    for u in rules.jurisdiction.units():
+        if u.level.value in units:
+            units[u.level.value].append(u.code)
+    cases = max(1, round(n_events / 5.6))
+    stored, written, started = [], 0, time.perf_counter()
+    histories = []
+    for i in range(cases):
+        histories.append(build_case(rng, rules, units, YEAR * i / cases))
+        if len(histories) >= 1000 or i == cases - 1:
+            # the log is in recorded order, as a live system would write it
+            events = sorted((e for h in histories for e in h), key=lambda e: e.timestamp)
+            stored = [service.mapper.to_stored_event(e) for e in events]
+            for k in range(0, len(stored), 5000):
+                service.recorder.insert_events(stored[k : k + 5000])
+            written += len(stored)
+            histories = []
+            if i % 20_000 < 1000:
+                rate = written / (time.perf_counter() - started)
+                log(f"generated {written:,} events ({rate:,.0f}/s)")
+    return written
+
+
+# -- measurements -----------------------------------------------------------------------------
+
+
+def raw_rate(service: CaseService, head: int) -> float:
+    """Read and decode every event of the log in batches of 1,000; events per second."""
+    started, position, n = time.perf_counter(), 0, 0
+    while position < head:
+        batch = service.recorder.select_notifications(
+            start=position, limit=1000, inclusive_of_start=False
+        )
+        if not batch:
+            break
+        for stored in batch:
+            service.mapper.to_domain_event(stored)
+            n += 1
+        position = batch[-1].id
+    return n / (time.perf_counter() - started)
+
+
+def catch_up_rate(service: CaseService, views: ViewStore, head: int) -> float:
+    projections = Projections(views)
+    fanout = Fanout(service.recorder, service.mapper, views, projections.current(), batch_size=1000)
+    started, last = time.perf_counter(), [0.0]
+
+    def progress(done: int, total: int) -> None:
+        if time.perf_counter() - last[0] > 10:
+            last[0] = time.perf_counter()
+            log(f"catch-up {done:,}/{total:,} ({done / (last[0] - started):,.0f}/s)")
+
+    fanout.catch_up(progress)
+    return head / (time.perf_counter() - started)
+
+
+def latencies(client: TestClient, rounds: int, rng: random.Random) -> dict[str, list[float]]:
+    townships = ["510123001", "510123002", "510123101"]
+
+    def when() -> str:
+        return (T0 + timedelta(seconds=rng.uniform(0.1, 1.0) * YEAR)).isoformat()
+
+    queries: dict[str, Callable[[], dict[str, Any]]] = {
+        "response-times": lambda: {"kind": rng.choice(["assignment", "first", "resolution"])},
+        "response-times by level, as_of": lambda: {
+            "kind": "first",
+            "group_by": "level",
+            "as_of": when(),
+        },
+        "response-times township, range": lambda: {
+            "kind": "resolution",
+            "unit": rng.choice(townships),
+            "since": (T0 + timedelta(days=rng.randint(0, 100))).isoformat(),
+            "until": when(),
+        },
+        "distortion": lambda: {},
+        "distortion as_of": lambda: {"as_of": when()},
+        "board": lambda: {},
+        "board as_of": lambda: {"as_of": when()},
+        "indicators": lambda: {},
+        "indicators as_of, township": lambda: {"as_of": when(), "unit": rng.choice(townships)},
+        "heatmap township, one month": lambda: {
+            "unit": rng.choice(townships),
+            "since": (T0 + timedelta(days=rng.randint(0, 300))).isoformat(),
+            "until": (T0 + timedelta(days=330)).isoformat(),
+        },
+        "cases (page of 50)": lambda: {"status": rng.choice(["accepted", "closed", None])},
+        "cases township, light": lambda: {"unit": rng.choice(townships), "light": "red"},
+    }
+    paths = {"cases": "/v1/cases"}
+    out: dict[str, list[float]] = {}
+    for name, params in queries.items():
+        base = name.split(" ")[0]
+        path = paths.get(base, f"/v1/metrics/{base}")
+        times = []
+        client.get(path, params={k: v for k, v in params().items() if v is not None})  # warm-up
+        for _ in range(rounds):
+            p = {k: v for k, v in params().items() if v is not None}
+            started = time.perf_counter()
+            response = client.get(path, params=p)
+            times.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, (name, response.text)
+        out[name] = times
+    return out
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, int(len(ordered) * 0.99 + 0.5) - 1)]
+
+
+def main(quick: bool = False, events: int | None = None) -> list[Row]:
+    n = events or (20_000 if quick else 1_000_000)
+    rounds = 30 if quick else 100
+    rules = load_rule_set(default_rule_set_path())
+    tmp = Path(tempfile.mkdtemp(prefix="lianhu-bench-projections-"))
+    rows: list[Row] = []
+    try:
+        clock = FakeClock(T0 + timedelta(seconds=YEAR + 86400 * 30))
+        service = CaseService(rules=rules, clock=clock, env=sqlite_env(str(tmp / "lianhu.db")))
+        views = ViewStore(sqlite_path=str(tmp / "views.db"))
+        log(f"generating {n:,} events (SQLite, {tmp})")
+        generate(service, rules, n)
+        head = service.recorder.max_notification_id() or 0
+        log(f"reading and decoding {head:,} events")
+        raw = raw_rate(service, head)
+        log(f"raw read+decode {raw:,.0f} events/s; catching up all read models")
+        fold = catch_up_rate(service, views, head)
+        log(f"catch-up {fold:,.0f} events/s")
+        ratio = fold / raw
+        rows.append({
+            "measurement": f"catch-up rate, all 5 read models, {head:,} events",
+            "store": "sqlite", "value": round(fold), "unit": "events/s",
+            "baseline": "raw read + decode of the same events, same store, same run",
+            "baseline_value": round(raw), "ratio": round(ratio, 3), "target": "ratio >= 0.5",
+            "verdict": "pass" if ratio >= 0.5 else "FAIL",
+        })  # fmt: skip
+        app = create_app(service, Settings(data_dir=tmp, database_url=None, rules_dir=None))
+        app.state.projections = Projections(views)
+        log(f"query latency, {rounds} requests per endpoint")
+        with TestClient(app) as client:
+            for name, times in latencies(client, rounds, random.Random(2)).items():
+                worst = p99(times)
+                rows.append({
+                    "measurement": f"GET {name}: p99 latency ({rounds} requests)",
+                    "store": "sqlite", "value": round(worst, 2), "unit": "ms",
+                    "baseline": "median of the same requests",
+                    "baseline_value": round(statistics.median(times), 2),
+                    "ratio": round(worst / max(statistics.median(times), 1e-9), 2),
+                    "target": "< 50 ms", "verdict": "pass" if worst < 50 else "FAIL",
+                })  # fmt: skip
+        views.close()
+        service.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+def print_table(rows: list[Row]) -> None:
+    cols = ["measurement", "store", "value", "unit", "baseline_value", "ratio", "target", "verdict"]
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20,000 events instead of 1,000,000")
+    parser.add_argument("--events", type=int, default=None, help="how many events to generate")
+    args = parser.parse_args()
+    print_table(main(quick=args.quick, events=args.events))

@@ -1,0 +1,177 @@
+"""The red / yellow / green board: open cases per unit by light, overdue and supervised.
+
+The board must answer for any moment T ("what did it say on 1 March?"), so it
+keeps each case's open state as intervals [valid_from, valid_to) of recorded
+time: the unit holding it, its status and the due times and window starts in
+force. The light at T is computed from those due times against T itself
+(engine's warning share of the window, from the rule set), so the same query
+answers live (T = now) and historical questions.
+
+Closed intervals are stored cut at week boundaries, each piece tagged with its
+week: the intervals alive at T are the pieces of week(T) that contain T, plus
+the still-open current rows that began by T. Both are bounded by the cases open
+around T, not by the size of the history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+from engine.events import CaseEvent
+from engine.viewstore import ViewCursor
+from projections.case_list import OPEN, CaseRow, evolve_row, light_sql
+from projections.fold import (
+    FoldModel,
+    changed,
+    columns_ddl,
+    epoch,
+    load_rows,
+    upsert_rows,
+    week_of,
+    week_start,
+)
+
+TRACKED = (
+    "unit", "level", "status", "category", "urgency", "supervised", "respond_from",
+    "respond_due", "resolve_from", "resolve_due", "paused_at",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BoardRow(CaseRow):
+    valid_from: float = 0.0  # since when the tracked fields hold
+
+
+@dataclass(frozen=True)
+class Interval:
+    case_id: str
+    valid_from: float
+    valid_to: float
+    week: int
+    unit: str
+    level: str
+    status: str
+    category: str
+    urgency: str
+    supervised: int
+    respond_from: float | None
+    respond_due: float | None
+    resolve_from: float | None
+    resolve_due: float | None
+    paused_at: float | None
+
+
+def pieces(row: BoardRow, end: float) -> list[Interval]:
+    """The interval [row.valid_from, end) of an open row, cut at week boundaries."""
+    out, start = [], row.valid_from
+    values = [getattr(row, f) for f in TRACKED]
+    while start < end:
+        week = week_of(start)
+        stop = min(end, week_start(week + 1))
+        out.append(Interval(row.case_id, start, stop, week, *values))
+        start = stop
+    return out
+
+
+def evolve(state: BoardRow | None, event: CaseEvent) -> tuple[BoardRow | None, list[Interval]]:
+    """The pure fold: the case's current row; the closed open-state interval, if it changed."""
+    new = evolve_row(state, event)  # keeps the BoardRow type (and valid_from) of `state`
+    if new is None:
+        return None, []
+    t = epoch(event.timestamp)
+    if state is None:
+        return BoardRow(**new.__dict__, valid_from=t), []
+    assert isinstance(new, BoardRow)
+    if all(state.__dict__[f] == new.__dict__[f] for f in TRACKED):
+        return new, []
+    closed = pieces(state, t) if state.status in OPEN else []
+    return changed(new, valid_from=t), closed
+
+
+@dataclass(frozen=True)
+class UnitBoard:
+    unit: str
+    green: int = 0
+    yellow: int = 0
+    red: int = 0
+    overdue: int = 0
+    supervised: int = 0
+    returned: int = 0  # open cases bounced back to their dispatcher: nobody owns them now
+
+    @property
+    def open(self) -> int:
+        return self.green + self.yellow + self.red
+
+
+INTERVAL_COLUMNS = [f.name for f in fields(Interval)]
+ALIVE_COLUMNS = ", ".join(INTERVAL_COLUMNS[4:])
+
+
+class Board(FoldModel[BoardRow]):
+    """Open cases per unit by light at any moment."""
+
+    base_name: ClassVar[str] = "board"
+    name: ClassVar[str] = "board.g1"
+    tables: ClassVar[dict[str, str]] = {
+        "bd_current": columns_ddl(BoardRow, "bd_current"),
+        "bd_history": columns_ddl(Interval, "bd_history", key=""),
+    }
+    indexes: ClassVar[tuple[str, ...]] = (
+        "CREATE INDEX IF NOT EXISTS {bd_history}_w ON {bd_history} (week, valid_from)",
+        "CREATE INDEX IF NOT EXISTS {bd_current}_open ON {bd_current} (status, valid_from)",
+    )
+
+    def evolve(self, state: BoardRow | None, event: CaseEvent) -> tuple[BoardRow | None, list[Any]]:
+        return evolve(state, event)
+
+    def load_states(self, cur: ViewCursor, keys: Sequence[str]) -> dict[str, BoardRow]:
+        return load_rows(cur, self.t("bd_current"), BoardRow, keys)
+
+    def save_states(self, cur: ViewCursor, states: dict[str, BoardRow]) -> None:
+        upsert_rows(cur, self.t("bd_current"), BoardRow, [states[k] for k in sorted(states)])
+
+    def write(self, cur: ViewCursor, effects: list[Any]) -> None:
+        cur.executemany(
+            f"INSERT INTO {self.t('bd_history')} VALUES ({', '.join('?' * len(INTERVAL_COLUMNS))})",
+            [tuple(getattr(i, c) for c in INTERVAL_COLUMNS) for i in effects],
+        )
+
+    def alive_sql(self) -> str:
+        """Open-state rows alive at T. Parameters: week(T), T, T, T."""
+        marks = ", ".join("?" * len(OPEN))
+        return (
+            f"SELECT {ALIVE_COLUMNS} FROM {self.t('bd_history')} "
+            "WHERE week = ? AND valid_from <= ? AND valid_to > ? "
+            f"UNION ALL SELECT {ALIVE_COLUMNS} FROM {self.t('bd_current')} "
+            f"WHERE status IN ({marks}) AND valid_from <= ?"
+        )
+
+    def board(
+        self, cur: ViewCursor, *, at: float, warn_share: float, scope: str | None = None
+    ) -> list[UnitBoard]:
+        """Per unit holding cases at `at`: counts by light, overdue, supervised, returned."""
+        alive = self.alive_sql()
+        where, extra = "", []
+        if scope is not None:
+            if scope.startswith("dept:"):
+                where, extra = " WHERE unit = ?", [scope]
+            else:
+                where, extra = " WHERE unit LIKE ?", [scope + "%"]
+        sql = (
+            "SELECT unit, light, COUNT(*), "
+            "SUM(CASE WHEN resolve_due IS NOT NULL AND eff >= resolve_due THEN 1 ELSE 0 END), "
+            "SUM(supervised), SUM(CASE WHEN status = 'returned' THEN 1 ELSE 0 END) "
+            f"FROM ({light_sql('(' + alive + ') AS alive')}) AS lit{where} "
+            "GROUP BY unit, light ORDER BY unit"
+        )
+        params = [warn_share, warn_share, at, week_of(at), at, at, *OPEN, at, *extra]
+        boards: dict[str, dict[str, int]] = {}
+        for unit, light, n, overdue, supervised, returned in cur.execute(sql, params).fetchall():
+            b = boards.setdefault(unit, {"overdue": 0, "supervised": 0, "returned": 0})
+            b[light] = int(n)
+            b["overdue"] += int(overdue or 0)
+            b["supervised"] += int(supervised or 0)
+            b["returned"] += int(returned or 0)
+        return [UnitBoard(unit, **counts) for unit, counts in sorted(boards.items())]

@@ -1,0 +1,238 @@
+"""The read models, their generations, the follower that keeps them live, and rebuilds.
+
+`Fanout` follows the log for all read models at once: it reads and decodes each
+batch of events ONCE and hands it to every model, then writes every model's view
+changes and position in ONE transaction (engine.follower's contract, shared by
+five models: decoding is most of the cost of following the log, so five
+separate followers would pay it five times). Each model keeps its own position,
+so a model that is behind (just rebuilt, or new) catches up in the same loop.
+
+A rebuild fills generation N+1 of one model from position 0 while generation N
+stays live, then switches `lianhu_generations` to N+1 in one transaction and
+drops N. Readers look the generation up per query; the live follower notices
+the switch at its next step.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import ApplicationRecorder, Mapper
+from eventsourcing.utils import resolve_topic
+
+from engine.events import CaseEvent
+from engine.follower import Progress, Tracked
+from engine.viewstore import ViewCursor, ViewStore, set_position
+from projections.board import Board
+from projections.case_list import CaseList
+from projections.distortion import Distortion
+from projections.fold import FoldModel, at_generation
+from projections.indicators import Indicators
+from projections.response_times import ResponseTimes
+
+log = logging.getLogger(__name__)
+
+MODELS: dict[str, type[FoldModel[Any]]] = {
+    "case_list": CaseList,
+    "response_times": ResponseTimes,
+    "distortion": Distortion,
+    "board": Board,
+    "indicators": Indicators,
+}
+
+GENERATIONS_DDL = (
+    "CREATE TABLE IF NOT EXISTS lianhu_generations (name TEXT PRIMARY KEY, generation BIGINT "
+    "NOT NULL)"
+)
+
+
+class Projections:
+    """The read models of one view store, each at its current generation."""
+
+    def __init__(self, views: ViewStore) -> None:
+        self.views = views
+        with views.transaction() as cur:
+            cur.execute(GENERATIONS_DDL)
+        self._bound: dict[tuple[str, int], FoldModel[Any]] = {}
+
+    def generations(self, cur: ViewCursor | None = None) -> dict[str, int]:
+        if cur is None:
+            with self.views.reading() as c:
+                return self.generations(c)
+        rows = cur.execute("SELECT name, generation FROM lianhu_generations").fetchall()
+        found = {str(n): int(g) for n, g in rows}
+        return {name: found.get(name, 1) for name in MODELS}
+
+    def bound(self, name: str, generation: int) -> FoldModel[Any]:
+        key = (name, generation)
+        if key not in self._bound:
+            self._bound[key] = at_generation(MODELS[name], generation)
+        return self._bound[key]
+
+    def model(self, name: str, cur: ViewCursor | None = None) -> FoldModel[Any]:
+        """`name` at its current generation (tables created if missing)."""
+        if name not in MODELS:
+            raise KeyError(f"no read model {name!r}; known: {', '.join(MODELS)}")
+        model = self.bound(name, self.generations(cur)[name])
+        return model
+
+    def current(self) -> list[FoldModel[Any]]:
+        gens = self.generations()
+        return [self.bound(name, gens[name]) for name in MODELS]
+
+
+class Fanout:
+    """Follows the log for several read models, decoding each event once per batch."""
+
+    def __init__(
+        self,
+        recorder: ApplicationRecorder,
+        mapper: Mapper[UUID],
+        views: ViewStore,
+        models: Sequence[FoldModel[Any]],
+        *,
+        batch_size: int = 1000,
+    ) -> None:
+        self.recorder, self.mapper, self.views = recorder, mapper, views
+        self.models = list(models)
+        self.batch_size = batch_size
+        self._skip: dict[str, bool] = {}
+        with views.transaction() as cur:
+            for model in self.models:
+                model.create(cur)
+
+    def positions(self) -> dict[str, int]:
+        known = self.views.positions()
+        return {m.name: known.get(m.name, 0) for m in self.models}
+
+    def head(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def _is_index(self, topic: str) -> bool:
+        if topic not in self._skip:
+            cls = resolve_topic(topic)
+            self._skip[topic] = not (isinstance(cls, type) and issubclass(cls, CaseEvent)) or bool(
+                getattr(cls, "INDEX", False)
+            )
+        return self._skip[topic]
+
+    def step(self) -> int:
+        """Process the next batch for every model behind; log positions advanced (0: none)."""
+        positions = self.positions()
+        start = min(positions.values())
+        notifications = self.recorder.select_notifications(
+            start=start, limit=self.batch_size, inclusive_of_start=False
+        )
+        if not notifications:
+            return 0
+        batch = [
+            Tracked(n.id, self.mapper.to_domain_event(n))  # type: ignore[arg-type]
+            for n in notifications
+            if not self._is_index(n.topic)
+        ]
+        last = notifications[-1].id
+        with self.views.transaction() as cur:
+            lock = " FOR UPDATE" if cur.dialect == "postgres" else ""
+            for model in self.models:
+                row = cur.execute(
+                    "SELECT position FROM lianhu_positions WHERE name = ?" + lock, (model.name,)
+                ).fetchone()
+                now = int(row[0]) if row else 0
+                if now != positions[model.name] or now >= last:
+                    continue  # another follower moved it, or it is already past this batch
+                model.apply(cur, [t for t in batch if t.position > now])
+                set_position(cur, model.name, last)
+        return last - start
+
+    def catch_up(self, progress: Progress | None = None) -> int:
+        total, head = 0, self.head()
+        while min(self.positions().values()) < head:
+            advanced = self.step()
+            if not advanced:
+                break
+            total += advanced
+            if progress is not None:
+                progress(min(self.positions().values()), head)
+        return total
+
+
+def run_live(
+    projections: Projections,
+    recorder: ApplicationRecorder,
+    mapper: Mapper[UUID],
+    stop: threading.Event,
+    *,
+    interval: float = 0.2,
+    batch_size: int = 1000,
+) -> None:
+    """Keep every read model live until `stop` is set (a worker of `lianhu serve`)."""
+    fanout: Fanout | None = None
+    while not stop.is_set():
+        try:
+            models = projections.current()
+            if fanout is None or [m.name for m in fanout.models] != [m.name for m in models]:
+                fanout = Fanout(recorder, mapper, projections.views, models, batch_size=batch_size)
+            advanced = fanout.step()
+        except Exception:  # a view must survive a store hiccup and try again
+            log.exception("projections failed a batch; retrying")
+            fanout, advanced = None, 0
+        if not advanced:
+            stop.wait(interval)
+
+
+def catch_up_all(
+    projections: Projections,
+    recorder: ApplicationRecorder,
+    mapper: Mapper[UUID],
+    progress: Progress | None = None,
+    *,
+    batch_size: int = 1000,
+) -> int:
+    """Bring every read model up to the head of the log now."""
+    fanout = Fanout(
+        recorder, mapper, projections.views, projections.current(), batch_size=batch_size
+    )
+    return fanout.catch_up(progress)
+
+
+def rebuild(
+    projections: Projections,
+    recorder: ApplicationRecorder,
+    mapper: Mapper[UUID],
+    name: str,
+    progress: Progress | None = None,
+    *,
+    batch_size: int = 1000,
+    switch: Callable[[], None] | None = None,
+) -> int:
+    """Replay the log from 0 into a fresh generation of `name`, then switch to it.
+
+    Returns the new generation. The old generation serves readers until the switch,
+    which is one transaction; its tables are dropped after.
+    """
+    if name not in MODELS:
+        raise KeyError(f"no read model {name!r}; known: {', '.join(MODELS)}")
+    old = projections.generations()[name]
+    new = old + 1
+    fresh = projections.bound(name, new)
+    with projections.views.transaction() as cur:
+        fresh.drop(cur)  # leftovers of an interrupted rebuild
+        set_position(cur, fresh.name, 0)
+    fanout = Fanout(recorder, mapper, projections.views, [fresh], batch_size=batch_size)
+    fanout.catch_up(progress)
+    if switch is not None:
+        switch()
+    with projections.views.transaction() as cur:
+        cur.execute(
+            "INSERT INTO lianhu_generations (name, generation) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET generation = excluded.generation",
+            (name, new),
+        )
+    with projections.views.transaction() as cur:
+        projections.bound(name, old).drop(cur)
+        cur.execute("DELETE FROM lianhu_positions WHERE name = ?", (f"{name}.g{old}",))
+    return new

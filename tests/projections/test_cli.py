@@ -1,0 +1,66 @@
+"""`lianhu metrics ...` and `lianhu projections ...` on a store under tmp_path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from api.cli import app
+from engine.clock import FakeClock
+from engine.persistence import sqlite_env
+from engine.service import CaseService
+from routing_rules import RuleSet
+from tests.projections.histories import drive
+
+
+@pytest.fixture
+def lianhu(tmp_path: Path, rules: RuleSet, clock: FakeClock) -> CliRunner:
+    data = tmp_path / "var"
+    data.mkdir()
+    service = CaseService(rules=rules, clock=clock, env=sqlite_env(str(data / "lianhu.db")))
+    drive(service, clock, seed=5, cases=15, steps=80)
+    service.close()
+    return CliRunner(
+        env={"LIANHU_DATA_DIR": str(data), "LIANHU_DATABASE_URL": None, "LIANHU_RULES_DIR": None}
+    )
+
+
+def test_metrics_commands_print_tables(lianhu: CliRunner) -> None:
+    for args in (
+        ["metrics", "response-times", "--kind", "assignment", "--group-by", "level"],
+        ["metrics", "distortion"],
+        ["metrics", "board", "--as-of", "2026-03-05T00:00:00+0800"],
+        ["metrics", "indicators", "--unit", "510123"],
+        ["metrics", "heatmap"],
+    ):
+        result = lianhu.invoke(app, args)
+
+        assert result.exit_code == 0, (args, result.output)
+        assert "┃" in result.stdout or "|" in result.stdout, args
+
+
+def test_as_of_before_anything_was_recorded_counts_nothing(lianhu: CliRunner) -> None:
+    now = lianhu.invoke(app, ["metrics", "indicators", "--json"])
+    then = lianhu.invoke(
+        app, ["metrics", "indicators", "--json", "--as-of", "2026-01-01T00:00:00+0000"]
+    )
+
+    assert json.loads(now.stdout)["collection_timeliness"]["count"] == 15
+    assert json.loads(then.stdout)["collection_timeliness"]["count"] == 0
+
+
+def test_rebuild_switches_to_a_fresh_generation_with_the_same_figures(lianhu: CliRunner) -> None:
+    before = lianhu.invoke(app, ["metrics", "distortion", "--json"]).stdout
+
+    rebuilt = lianhu.invoke(app, ["projections", "rebuild", "distortion"])
+    status = lianhu.invoke(app, ["projections", "status"])
+    after = lianhu.invoke(app, ["metrics", "distortion", "--json", "--no-catch-up"]).stdout
+
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "distortion: switched to generation 2" in rebuilt.stdout
+    assert "distortion" in status.stdout
+    assert after == before
+    assert lianhu.invoke(app, ["projections", "rebuild", "nope"]).exit_code != 0

@@ -1,0 +1,256 @@
+"""Each fold against a plain independent computation over random legal histories,
+and "fold in chunks = fold at once" through the real persistence path."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import tempfile
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from uuid import UUID
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.clock import FakeClock
+from engine.events import CaseEvent, CaseReopened, CaseResumed, CaseSuspended, PetitionFiled
+from engine.follower import Tracked
+from engine.persistence import sqlite_env
+from engine.service import CaseService
+from engine.viewstore import ViewStore
+from projections.case_list import OPEN, light_of
+from projections.measures import RELATIVE_ERROR, Agg, Filters
+from projections.registry import MODELS, Projections
+from routing_rules import RuleSet, default_rule_set_path, load_rule_set
+from tests.projections import oracle
+from tests.projections.conftest import caught_up
+from tests.projections.histories import drive
+
+RULES: RuleSet = load_rule_set(default_rule_set_path())
+FOLD_SETTINGS = settings(
+    max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
+)
+
+
+@contextmanager
+def world(
+    seed: int, cases: int = 8, steps: int = 70
+) -> Iterator[tuple[CaseService, Projections, list[UUID], FakeClock]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        clock = FakeClock()
+        service = CaseService(rules=RULES, clock=clock, env=sqlite_env(f"{tmp}/lianhu.db"))
+        views = ViewStore(sqlite_path=str(Path(tmp) / "views.db"))
+        try:
+            ids = drive(service, clock, seed, cases=cases, steps=steps)
+            projections = Projections(views)
+            caught_up(service, projections, batch_size=random.Random(seed).randint(1, 40))
+            yield service, projections, ids, clock
+        finally:
+            views.close()
+            service.close()
+
+
+def assert_percentiles(agg: Agg, values: list[int]) -> None:
+    ordered = sorted(values)
+    for q in (0.5, 0.9, 0.99):
+        exact = ordered[max(1, math.ceil(q * len(ordered))) - 1]
+        estimate = agg.percentile(q)
+        assert estimate is not None
+        if exact < 1:
+            assert estimate == 0
+        else:
+            assert abs(estimate - exact) <= RELATIVE_ERROR * exact + 1e-6, (q, estimate, exact)
+
+
+@FOLD_SETTINGS
+@given(seed=st.integers(0, 10_000))
+def test_response_times_match_a_plain_computation(seed: int) -> None:
+    with world(seed) as (service, projections, ids, _):
+        expected = oracle.response_times(oracle.histories(service, ids))
+        with projections.views.transaction() as cur:
+            model = projections.model("response_times", cur)
+            by_level = model.query(cur, "assignment", Filters(), "level")  # type: ignore[attr-defined]
+            first = model.query(cur, "first", Filters()).get(None, Agg())  # type: ignore[attr-defined]
+            res = model.query(cur, "resolution", Filters()).get(None, Agg())  # type: ignore[attr-defined]
+
+    assert {k: (a.n, a.value) for k, a in by_level.items()} == {
+        k: (len(v), sum(v)) for k, v in expected.assignment.items() if v
+    }
+    for level, values in expected.assignment.items():
+        assert_percentiles(by_level[level], values)
+    assert (first.n, first.value) == (len(expected.first), sum(expected.first))
+    if expected.first:
+        assert_percentiles(first, expected.first)
+    assert res.n == len(expected.resolution)
+    assert res.value == sum(v for v, _ in expected.resolution)
+    assert res.flag == sum(on_time for _, on_time in expected.resolution)
+
+
+@FOLD_SETTINGS
+@given(seed=st.integers(0, 10_000))
+def test_distortion_matches_a_plain_computation(seed: int) -> None:
+    with world(seed) as (service, projections, ids, _):
+        expected = oracle.distortion(oracle.histories(service, ids))
+        with projections.views.transaction() as cur:
+            model = projections.model("distortion", cur)
+            hops = model.query(cur, "hop", Filters(), "depth")  # type: ignore[attr-defined]
+            drift = model.query(cur, "drift", Filters(), "depth")  # type: ignore[attr-defined]
+            match = model.query(cur, "match", Filters()).get(None, Agg())  # type: ignore[attr-defined]
+
+    assert set(hops) == set(expected.by_depth)
+    for depth, rows in expected.by_depth.items():
+        assert hops[depth].n == len(rows)
+        assert hops[depth].flag == sum(d for _, d, _, _ in rows)
+        assert hops[depth].value == sum(round(s * 1_000_000) for s, *_ in rows)
+        assert drift[depth].flag == sum(c for _, _, c, _ in rows)
+    assert (match.n, match.flag) == (len(expected.matched), sum(expected.matched))
+
+
+@FOLD_SETTINGS
+@given(seed=st.integers(0, 10_000))
+def test_indicators_match_a_plain_computation(seed: int) -> None:
+    with world(seed) as (service, projections, ids, _):
+        expected = oracle.indicators(oracle.histories(service, ids))
+        with projections.views.transaction() as cur:
+            model = projections.model("indicators", cur)
+            got = {
+                k: model.query(cur, k, Filters()).get(None, Agg())  # type: ignore[attr-defined]
+                for k in ("filed", "local", "mediation", "satisfaction")
+            }
+            units = model.query(cur, "assignment", Filters(), "unit")  # type: ignore[attr-defined]
+
+    for kind, values in (
+        ("filed", expected.timely),
+        ("local", expected.local),
+        ("mediation", expected.mediation),
+        ("satisfaction", expected.satisfied),
+    ):
+        assert (got[kind].n, got[kind].flag) == (len(values), sum(values)), kind
+    assert {u: (a.n, a.flag, a.value) for u, a in units.items()} == {
+        u: (n, expected.returns[u], expected.unclear[u]) for u, n in expected.assignments.items()
+    }
+
+
+def expected_board(
+    service: CaseService, ids: list[UUID], at: float, warn_share: float
+) -> dict[str, Counter[str]]:
+    """Per unit, open cases by light at `at`, from each case's aggregate as it was then."""
+    out: dict[str, Counter[str]] = defaultdict(Counter)
+    for case_id in ids:
+        events = [e for e in service.history(case_id) if e.timestamp.timestamp() <= at]
+        if not events:
+            continue
+        case = service.get_case(case_id, version=events[-1].originator_version)
+        if case.status.value not in OPEN:
+            continue
+        respond_from, resolve_from = _window_starts(events)
+        eff = case.suspended_at.timestamp() if case.suspended_at else at
+        dues = [
+            (respond_from, case.respond_due.timestamp() if case.respond_due else None),
+            (resolve_from, case.resolve_due.timestamp() if case.resolve_due else None),
+        ]
+        if any(d is not None and eff >= d for _, d in dues):
+            light = "red"
+        elif any(d is not None and eff >= f + warn_share * (d - f) for f, d in dues):
+            light = "yellow"
+        else:
+            light = "green"
+        out[case.unit][light] += 1
+        out[case.unit]["supervised"] += case.supervised
+    return out
+
+
+def _window_starts(events: list[CaseEvent]) -> tuple[float, float]:
+    """When the running respond and resolve windows opened, moved on by the time paused."""
+    respond = resolve = 0.0
+    paused_at = None
+    for e in events:
+        t = e.timestamp.timestamp()
+        if hasattr(e, "respond_due") and not isinstance(e, CaseResumed):
+            respond = resolve = t
+        elif isinstance(e, CaseReopened):
+            resolve = t
+        elif isinstance(e, CaseSuspended):
+            paused_at = t
+        elif isinstance(e, CaseResumed) and paused_at is not None:
+            respond += t - paused_at
+            resolve += t - paused_at
+            paused_at = None
+    return respond, resolve
+
+
+@FOLD_SETTINGS
+@given(seed=st.integers(0, 10_000), moment=st.floats(0.1, 1.0))
+def test_board_matches_the_cases_as_they_were_at_any_moment(seed: int, moment: float) -> None:
+    with world(seed) as (service, projections, ids, clock):
+        first = service.history(ids[0])[0].timestamp.timestamp()
+        at = first + moment * (clock.now().timestamp() - first)
+        expected = expected_board(service, ids, at, RULES.warn_share)
+        with projections.views.transaction() as cur:
+            units = projections.model("board", cur).board(  # type: ignore[attr-defined]
+                cur, at=at, warn_share=RULES.warn_share
+            )
+
+    got = {
+        u.unit: Counter(
+            {"green": u.green, "yellow": u.yellow, "red": u.red, "supervised": u.supervised}
+        )
+        for u in units
+    }
+    assert {k: +v for k, v in got.items()} == {k: +v for k, v in expected.items()}
+
+
+@FOLD_SETTINGS
+@given(seed=st.integers(0, 10_000))
+def test_case_list_matches_the_aggregates(seed: int) -> None:
+    with world(seed) as (service, projections, ids, clock):
+        with projections.views.transaction() as cur:
+            model = projections.model("case_list", cur)
+            rows = model.load_states(cur, [str(i) for i in ids])
+        now = clock.now().timestamp()
+        for case_id in ids:
+            case, row = service.get_case(case_id), rows[str(case_id)]
+            assert (row.unit, row.level, row.status, row.category, row.hops) == (
+                case.unit, case.level.value, case.status.value, case.category, case.hops
+            )  # fmt: skip
+            assert row.respond_due == (case.respond_due.timestamp() if case.respond_due else None)
+            assert row.resolve_due == (case.resolve_due.timestamp() if case.resolve_due else None)
+            assert bool(row.supervised) == case.supervised
+            assert light_of(row, now, 0.75) in ({""} if case.status.value not in OPEN else set(
+                ("green", "yellow", "red")))  # fmt: skip
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
+@given(seed=st.integers(0, 10_000), cuts=st.lists(st.integers(1, 400), min_size=1, max_size=6))
+def test_folding_in_chunks_equals_folding_at_once(seed: int, cuts: list[int]) -> None:
+    with world(seed, cases=6, steps=50) as (service, _, _, _):
+        notifications = service.recorder.select_notifications(start=1, limit=10_000)
+        tracked = [
+            Tracked(n.id, e)
+            for n in notifications
+            if isinstance(e := service.mapper.to_domain_event(n), CaseEvent) and not e.INDEX
+        ]
+        assert isinstance(tracked[0].event, PetitionFiled)
+        bounds = sorted({0, len(tracked), *(c % (len(tracked) + 1) for c in cuts)})
+        with tempfile.TemporaryDirectory() as tmp:
+            at_once, in_chunks = (ViewStore(sqlite_path=f"{tmp}/{n}.db") for n in ("a", "b"))
+            try:
+                for name, cls in MODELS.items():
+                    one, many = cls(1), cls(1)
+                    with at_once.transaction() as cur:
+                        one.create(cur)
+                        one.apply(cur, tracked)
+                    with in_chunks.transaction() as cur:
+                        many.create(cur)
+                    for lo, hi in itertools.pairwise(bounds):
+                        with in_chunks.transaction() as cur:
+                            many.apply(cur, tracked[lo:hi])
+                    with at_once.transaction() as a, in_chunks.transaction() as b:
+                        assert one.dump(a) == many.dump(b), name
+            finally:
+                at_once.close()
+                in_chunks.close()
