@@ -12,16 +12,18 @@ import hashlib
 import hmac
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import BaseAggregate, DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import (
     IntegrityError,
     Mapper,
     PersistenceError,
+    Recording,
     Transcoder,
 )
 from eventsourcing.utils import Environment
@@ -68,6 +70,7 @@ class Filed:
     number: str
     version: int
     created: bool
+    case: Case = field(repr=False, compare=False)  # as saved (or found, for a retry)
 
 
 class CaseService(Application[UUID]):
@@ -94,6 +97,25 @@ class CaseService(Application[UUID]):
 
     def construct_mapper(self) -> Mapper[UUID]:
         return PydanticMapper(transcoder=self.construct_transcoder())
+
+    def save(
+        self,
+        *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None,
+        **kwargs: Any,
+    ) -> list[Recording[UUID]]:
+        """The library's save, collecting our aggregates' events without its runtime
+        Protocol checks (a sixth of a filing's CPU time on Python 3.11)."""
+        processing: ProcessingEvent[UUID] = ProcessingEvent()
+        for obj in objs:
+            if isinstance(obj, BaseAggregate):
+                processing.events.extend(obj.collect_events())
+                processing.aggregates[obj.id] = obj
+            else:
+                processing.collect_events(obj)
+        processing.saved_kwargs.update(kwargs)
+        recordings = self._record(processing)
+        self._notify(recordings)
+        return recordings
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -171,7 +193,7 @@ class CaseService(Application[UUID]):
                     if existing is not None:
                         return existing  # a concurrent retry of the same request won
                 continue  # the number was taken: try the next one
-            return Filed(case.id, case.number, case.version, created=True)
+            return Filed(case.id, case.number, case.version, created=True, case=case)
         raise StoreUnavailable(f"could not reserve a case number in {NUMBER_ATTEMPTS} attempts")
 
     def prepare_filing(
@@ -235,7 +257,7 @@ class CaseService(Application[UUID]):
             raise IdempotencyKeyReused(
                 f"Idempotency-Key already used for case {case.number} with a different petition"
             )
-        return Filed(case.id, case.number, case.version, created=False)
+        return Filed(case.id, case.number, case.version, created=False, case=case)
 
     # -- acting on a case -----------------------------------------------------------------------
 
@@ -558,7 +580,9 @@ class _Filing:
     index: CaseNumber
 
     def filed(self) -> Filed:
-        return Filed(self.case_id, self.case.number, self.case.version, created=True)
+        return Filed(
+            self.case_id, self.case.number, self.case.version, created=True, case=self.case
+        )
 
 
 def _fingerprint(cmd: c.FilePetition, idempotency_key: str | None) -> str:

@@ -79,6 +79,7 @@ class WorkCalendar:
     ) -> None:
         self.timezone = ZoneInfo(timezone)
         self.fallback: Fallback = fallback
+        self._memo: dict[date, bool] = {}
         self._overrides = {o.date: o.kind == "workday" for o in overrides}
         self._years = {y.year: y for y in years}
         self._package_years = package_years()
@@ -89,6 +90,13 @@ class WorkCalendar:
 
     def is_workday(self, day: date) -> bool:
         """Raises CalendarNotCovered for a year neither the package nor calendar.toml covers."""
+        known = self._memo.get(day)
+        if known is None:
+            known = self._memo[day] = self._is_workday(day)
+        return known
+
+    def _is_workday(self, day: date) -> bool:
+        # the package validates every date it is asked about (~35 µs); answers are memoised
         if day in self._overrides:
             return self._overrides[day]
         if day.year in self._years:

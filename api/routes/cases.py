@@ -68,7 +68,7 @@ def file_petition(
     filed = service.file_petition(cmd, idempotency_key=idempotency_key)
     response.status_code = status.HTTP_201_CREATED if filed.created else status.HTTP_200_OK
     response.headers["Location"] = f"{V1}/cases/{filed.case_id}"
-    return _view(response, service.get_case(filed.case_id))
+    return _view(response, filed.case)
 
 
 @router.get(

