@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP) ## create .venv if missing and install lianhu with its dev tools
 
-run: install ## run the engine on the embedded default (SQLite under var/) at $(HOST):$(PORT)
+run: install ## run the engine on the embedded default (SQLite and a local NATS under var/) at $(HOST):$(PORT)
 	$(BIN)/lianhu serve --host $(HOST) --port $(PORT)
 
 lint: install ## ruff and mypy --strict

@@ -60,6 +60,22 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+def render_relay_lag(position: int, events: int, seconds: float) -> str:
+    """The NATS relay's position and lag behind the event log, as exposition lines."""
+    return (
+        "# HELP lianhu_nats_relay_position Log position up to which every event is in JetStream.\n"
+        "# TYPE lianhu_nats_relay_position gauge\n"
+        f"lianhu_nats_relay_position {position}\n"
+        "# HELP lianhu_nats_relay_lag_events Log positions not yet published to JetStream.\n"
+        "# TYPE lianhu_nats_relay_lag_events gauge\n"
+        f"lianhu_nats_relay_lag_events {events}\n"
+        "# HELP lianhu_nats_relay_lag_seconds Age of the oldest event not yet published (0 when "
+        "caught up).\n"
+        "# TYPE lianhu_nats_relay_lag_seconds gauge\n"
+        f"lianhu_nats_relay_lag_seconds {seconds:.3f}\n"
+    )
+
+
 def _labels(**labels: str) -> str:
     inner = ",".join(f'{key}="{_escape(value)}"' for key, value in labels.items())
     return "{" + inner + "}"

@@ -227,7 +227,18 @@ def problem_response(
 ) -> Response:
     """The problem document for `slug`, as a response."""
     kind = PROBLEM_TYPES[slug]
-    body = {
+    body = problem_document(slug, detail, instance=instance, hint=hint, **extensions)
+    return Response(
+        orjson.dumps(body), status_code=kind.status, headers=headers, media_type=PROBLEM_MEDIA_TYPE
+    )
+
+
+def problem_document(
+    slug: str, detail: str, *, instance: str, hint: str | None = None, **extensions: Any
+) -> dict[str, Any]:
+    """The problem document for `slug` as a dict (HTTP bodies and NATS replies alike)."""
+    kind = PROBLEM_TYPES[slug]
+    return {
         "type": kind.uri,
         "title": kind.title,
         "status": kind.status,
@@ -236,8 +247,27 @@ def problem_response(
         "hint": hint or kind.hint,
         **extensions,
     }
-    return Response(
-        orjson.dumps(body), status_code=kind.status, headers=headers, media_type=PROBLEM_MEDIA_TYPE
+
+
+def case_problem_document(exc: CaseError, *, instance: str) -> dict[str, Any]:
+    """An engine error as a problem document, exactly as HTTP answers it."""
+    slug, extensions, _ = _engine_problem(exc)
+    return problem_document(
+        slug, exc.message, instance=instance, hint=exc.hint or None, **extensions
+    )
+
+
+def validation_problem_document(
+    errors: Sequence[Mapping[str, Any]], *, instance: str, location: str = "body"
+) -> dict[str, Any]:
+    """A pydantic validation failure of a command body as a problem document."""
+    entries = [_validation_entry({**e, "loc": (location, *e["loc"])}) for e in errors]
+    fields = ", ".join(e["field"] or e["location"] for e in entries)
+    return problem_document(
+        "validation-error",
+        f"{len(entries)} invalid field{'s' if len(entries) != 1 else ''}: {fields}",
+        instance=instance,
+        errors=entries,
     )
 
 

@@ -40,7 +40,14 @@ def build_workers(settings: Settings, service: CaseService) -> list[Worker]:
     workers: list[Worker] = []
     workers.append(Worker("sla-timer", build_timer_worker(settings, service)))
     workers.append(Worker("projections", build_projections_worker(settings, service)))
+    workers += nats_workers(settings, service)  # the NATS relay and commands, when configured
     return workers
+
+
+def nats_workers(settings: Settings, service: CaseService) -> list[Worker]:
+    from api.nats_wiring import nats_workers as workers
+
+    return workers(settings, service)
 
 
 def build_timer(settings: Settings, service: CaseService) -> Timer:

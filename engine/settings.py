@@ -23,7 +23,24 @@ class Settings(BaseSettings):
     port: int = 8000
     max_body_bytes: int = Field(default=64 * 1024, description="largest request body accepted")
     postgres_pool_size: int = 10
-    nats_url: str | None = None
+    nats_url: str | None = Field(
+        default=None, description="nats://host:port of JetStream; unset: embedded_nats decides"
+    )
+    embedded_nats: bool = Field(
+        default=True, description="`lianhu serve` starts a local nats-server when nats_url is unset"
+    )
+    embedded_nats_port: int = Field(default=4222, description="its port (a free one if taken)")
+    nats_stream: str = Field(default="CASES", description="the JetStream stream of case events")
+    nats_subject_prefix: str = Field(default="cases", description="first token of event subjects")
+    nats_command_prefix: str = Field(
+        default="lianhu.commands", description="subjects departments send commands to"
+    )
+    nats_duplicate_window: float = Field(default=120.0, description="seconds JetStream dedupes")
+    nats_ack_timeout: float = Field(default=5.0, description="seconds to wait for each PubAck")
+    nats_max_in_flight: int = Field(
+        default=256, description="publishes awaiting their ack, at most"
+    )
+    nats_relay_batch: int = Field(default=1000, description="log positions the relay reads at once")
 
     @property
     def sqlite_path(self) -> Path:

@@ -15,8 +15,9 @@ from typing import Annotated
 
 import typer
 
-from api.cli import case, metrics, projections, rules, timer
+from api.cli import case, metrics, nats, projections, rules, timer
 from api.cli.errors import reports_errors
+from api.nats_wiring import describe_nats, start_embedded_nats
 from api.wiring import describe_store, load_rules
 from engine.settings import Settings
 from routing_rules import Level, RuleSet
@@ -33,6 +34,7 @@ app.add_typer(case.app, name="case")
 app.add_typer(timer.app, name="timer")
 app.add_typer(metrics.app, name="metrics")
 app.add_typer(projections.app, name="projections")
+nats.register(app)  # lianhu relay, consume, status
 
 
 # -- serve ----------------------------------------------------------------------------------
@@ -59,9 +61,11 @@ def serve(
     host = host or settings.host
     port = port if port is not None else settings.port
     rules = load_rules(settings)
+    settings, embedded = (settings, None) if reload else start_embedded_nats(settings)
     base = f"http://{_url_host(host)}:{port}"
     typer.echo(f"lianhu listening on {base}  (API docs {base}/docs)")
     typer.echo(f"store:    {describe_store(settings)}")
+    typer.echo(f"nats:     {describe_nats(settings, embedded)}")
     typer.echo(f"rule set: {rules.name} {rules.hash}")
     typer.echo("file a first petition:")
     typer.echo(f"  {first_petition_curl(base, rules)}")
@@ -69,7 +73,11 @@ def serve(
     if reload:
         uvicorn.run("api.app:serve_app", factory=True, host=host, port=port, reload=True)
     else:
-        uvicorn.run(create_app(settings=settings, workers=None), host=host, port=port)
+        try:
+            uvicorn.run(create_app(settings=settings, workers=None), host=host, port=port)
+        finally:
+            if embedded is not None:
+                embedded.stop()
 
 
 def _url_host(host: str) -> str:

@@ -9,8 +9,12 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from api.deps import ServiceDep
-from api.metrics import CONTENT_TYPE, Metrics
+from api.metrics import CONTENT_TYPE, Metrics, render_relay_lag
 from api.problems import PROBLEM_TYPES, ApiProblem
+from engine.outbox import Outbox
+from engine.service import CaseService
+from engine.settings import Settings
+from engine.viewstore import ViewStore
 
 router = APIRouter(tags=["operations"])
 
@@ -41,7 +45,24 @@ def metrics(request: Request, service: ServiceDep) -> PlainTextResponse:
     """Request counts and durations by route and status; the event log position."""
     collected: Metrics = request.app.state.metrics
     text = collected.render(log_position=service.recorder.max_notification_id())
+    outbox = _relay_outbox(request, service)
+    if outbox is not None:
+        lag = outbox.lag()
+        text += render_relay_lag(lag.position, lag.events, lag.seconds)
     return PlainTextResponse(text, media_type=CONTENT_TYPE)
+
+
+def _relay_outbox(request: Request, service: CaseService) -> Outbox | None:
+    """The relay's view of the log (None when no NATS is configured), made on first use."""
+    state = request.app.state
+    settings: Settings = state.settings
+    if not settings.nats_url:
+        return None
+    outbox: Outbox | None = getattr(state, "relay_outbox", None)
+    if outbox is None:
+        views = ViewStore.for_settings(settings)
+        outbox = state.relay_outbox = Outbox(service, views, prefix=settings.nats_subject_prefix)
+    return outbox
 
 
 @router.get("/problems/{slug}", summary="What a problem type means")

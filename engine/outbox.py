@@ -1,0 +1,208 @@
+"""The event store as the relay's outbox: what to publish next, and how far it got.
+
+The relay (engine.bus) asks `Outbox.read(after, limit)` for the next stretch of the
+notification log turned into messages, publishes them, and only when every one is
+acknowledged calls `commit(start, last)`, which moves its tracked position in the view
+store (`lianhu_positions`, name `nats_relay`). Everything here is synchronous: the relay
+calls it from a thread executor.
+
+Each message carries a `Nats-Msg-Id` of `<position>:<subject>`: one log position, one id
+per subject it goes to, the same every time the log is re-read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import NamedTuple
+from uuid import UUID
+
+from engine.envelope import envelope
+from engine.events import EVENT_TYPES, CaseEvent, PetitionFiled
+from engine.service import CaseService
+from engine.subjects import Holding, concerned, subject
+from engine.viewstore import ViewStore, set_position
+from routing_rules import Level, RuleSetError
+
+log = logging.getLogger(__name__)
+
+RELAY_NAME = "nats_relay"
+
+
+class Outgoing(NamedTuple):
+    """One message to publish: an event's envelope on one subject."""
+
+    position: int
+    case_id: UUID
+    version: int
+    subject: str
+    msg_id: str
+    payload: bytes
+
+
+def msg_id(position: int, subject: str) -> str:
+    return f"{position}:{subject}"
+
+
+def position_of(msg_id: str) -> int | None:
+    """The log position a relay message id names (None for an id the relay did not make)."""
+    head, sep, _ = msg_id.partition(":")
+    return int(head) if sep and head.isdigit() else None
+
+
+@dataclass(frozen=True)
+class Batch:
+    messages: list[Outgoing]
+    events: int  # case events in it
+    last: int  # the last log position read (0: nothing new)
+
+
+@dataclass(frozen=True)
+class Lag:
+    """How far the relay is behind the log."""
+
+    position: int
+    head: int
+    seconds: float  # age of the oldest event not yet published (0 when caught up)
+
+    @property
+    def events(self) -> int:
+        """Log positions not yet published (case-number index entries included)."""
+        return max(self.head - self.position, 0)
+
+
+class Outbox:
+    """Reads the log for the relay; tracks its position. Use one per relay."""
+
+    def __init__(
+        self,
+        service: CaseService,
+        views: ViewStore,
+        *,
+        prefix: str = "cases",
+        name: str = RELAY_NAME,
+        cache_size: int = 100_000,
+    ) -> None:
+        self.service = service
+        self.views = views
+        self.prefix = prefix
+        self.name = name
+        self.cache_size = cache_size
+        self._holdings: OrderedDict[UUID, tuple[int, Holding]] = OrderedDict()
+
+    # -- position -----------------------------------------------------------------------------
+
+    def position(self) -> int:
+        return self.views.position(self.name)
+
+    def head(self) -> int:
+        return self.service.recorder.max_notification_id() or 0
+
+    def commit(self, start: int, last: int) -> None:
+        """Move the tracked position from `start` to `last` (every message up to it acked)."""
+        with self.views.transaction() as cur:
+            lock = " FOR UPDATE" if cur.dialect == "postgres" else ""
+            row = cur.execute(
+                "SELECT position FROM lianhu_positions WHERE name = ?" + lock, (self.name,)
+            ).fetchone()
+            current = int(row[0]) if row else 0
+            if current != start:
+                raise RuntimeError(
+                    f"{self.name} position moved from {start} to {current} meanwhile: "
+                    "is a second relay running on this store?"
+                )
+            set_position(cur, self.name, last)
+
+    def reset(self, position: int) -> None:
+        """Set the position by hand (`lianhu relay --from-position`): re-publish after it."""
+        with self.views.transaction() as cur:
+            set_position(cur, self.name, position)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def read(self, after: int, limit: int) -> Batch:
+        """The messages of up to `limit` log positions after `after`, in log order."""
+        notifications = self.service.recorder.select_notifications(
+            start=after, limit=limit, inclusive_of_start=False
+        )
+        if not notifications:
+            return Batch([], 0, 0)
+        messages: list[Outgoing] = []
+        events = 0
+        case_topics = {cls.TOPIC for cls in EVENT_TYPES.values()}
+        for n in notifications:
+            if n.topic not in case_topics:
+                continue  # case-number index entries: not case history, not decoded
+            event = self.service.mapper.to_domain_event(n)
+            if not isinstance(event, CaseEvent) or event.INDEX:
+                continue
+            events += 1
+            messages += self._messages(n.id, event)
+        return Batch(messages, events, notifications[-1].id)
+
+    def _messages(self, position: int, event: CaseEvent) -> list[Outgoing]:
+        before = self._before(event)
+        if isinstance(event, PetitionFiled):
+            after = Holding.filed(event)
+        elif before is None:
+            raise RuntimeError(f"no holding for {event.originator_id} before {event.name}")
+        else:
+            after = before.after(event)
+        self._remember(event.originator_id, event.originator_version, after)
+        payload = envelope(position, event, after.number)
+        out = []
+        for level, unit in concerned(before, after, event, self._level_of):
+            subj = subject(self.prefix, level, unit, event.name)
+            out.append(
+                Outgoing(
+                    position,
+                    event.originator_id,
+                    event.originator_version,
+                    subj,
+                    msg_id(position, subj),
+                    payload,
+                )
+            )
+        return out
+
+    def _before(self, event: CaseEvent) -> Holding | None:
+        version = event.originator_version
+        if version == 1:
+            return None
+        cached = self._holdings.get(event.originator_id)
+        if cached is not None and cached[0] == version - 1:
+            return cached[1]
+        case = self.service.get_case(event.originator_id, version=version - 1)
+        return Holding(case.number, case.unit, case.level, case.co_handlers)
+
+    def _remember(self, case_id: UUID, version: int, holding: Holding) -> None:
+        self._holdings[case_id] = (version, holding)
+        self._holdings.move_to_end(case_id)
+        while len(self._holdings) > self.cache_size:
+            self._holdings.popitem(last=False)
+
+    def _level_of(self, unit: str) -> Level:
+        try:
+            return self.service.rules.jurisdiction.unit(unit).level
+        except RuleSetError:
+            # a unit the rule set in force no longer knows: departments say so by their code
+            return Level.DEPARTMENT if unit.startswith("dept:") else Level.VILLAGE
+
+    # -- lag ------------------------------------------------------------------------------------
+
+    def lag(self, now: Callable[[], datetime] | None = None) -> Lag:
+        position, head = self.position(), self.head()
+        seconds = 0.0
+        if head > position:
+            oldest = self.service.recorder.select_notifications(
+                start=position, limit=1, inclusive_of_start=False
+            )
+            if oldest:
+                event = self.service.mapper.to_domain_event(oldest[0])
+                moment = (now or (lambda: datetime.now(tz=UTC)))()
+                if isinstance(event, CaseEvent):
+                    seconds = max((moment - event.timestamp).total_seconds(), 0.0)
+        return Lag(position, head, seconds)
