@@ -298,14 +298,20 @@ class Relay:
                 await asyncio.wait([future], timeout=max(deadline - time.monotonic(), 0))
             if not _acked(future, self.stats):
                 failed.append(m)
+            # settle, without waiting, every ack that came meanwhile: one wait frees many
+            while in_flight and in_flight[0][1].done():
+                m, future, _ = in_flight.popleft()
+                if not _acked(future, self.stats):
+                    failed.append(m)
 
+        stream = cfg.stream.name
+        window, timeout = cfg.max_in_flight, cfg.ack_timeout
+        publish, monotonic = js.publish_async, time.monotonic
         for m in messages:
-            while len(in_flight) >= cfg.max_in_flight:
+            if len(in_flight) >= window:
                 await settle_oldest()
-            future = await js.publish_async(
-                m.subject, m.payload, stream=cfg.stream.name, headers={MSG_ID: m.msg_id}
-            )
-            in_flight.append((m, future, time.monotonic() + cfg.ack_timeout))
+            future = await publish(m.subject, m.payload, stream=stream, headers={MSG_ID: m.msg_id})
+            in_flight.append((m, future, monotonic() + timeout))
         while in_flight:
             await settle_oldest()
         return failed

@@ -24,6 +24,7 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from engine.events import (
     CaseEscalated,
@@ -39,6 +40,8 @@ DEPARTMENT_PREFIX = "dept:"
 _PLAIN = re.compile(r"[A-Za-z0-9_-]")
 _ESCAPE = re.compile(r"~([0-9A-F]{2})")
 HANDOVERS = (CaseRouted, CaseReturned, CaseReferred, CaseEscalated)
+HANDOVER_NAMES = frozenset(cls.__name__ for cls in HANDOVERS)
+_MOVES = frozenset(cls.__name__ for cls in (CaseReturned, CaseReferred, CaseEscalated))
 
 
 @functools.lru_cache(maxsize=65_536)
@@ -95,9 +98,29 @@ class Holding:
             case _:
                 return self
 
+    def after_stored(self, name: str, state: dict[str, Any]) -> Holding:
+        """`after` for an event of type `name` given as its stored JSON fields (the relay's
+        fast path: no pydantic model)."""
+        if name == "CaseRouted":
+            return Holding(
+                self.number,
+                state["handler"],
+                Level(state["handler_level"]),
+                tuple(state["co_handlers"]),
+            )
+        if name in _MOVES:
+            return Holding(
+                self.number, state["to_unit"], Level(state["to_level"]), self.co_handlers
+            )
+        return self
+
     @staticmethod
     def filed(event: PetitionFiled) -> Holding:
         return Holding(event.number, event.household_unit, Level.HOUSEHOLD)
+
+    @staticmethod
+    def filed_stored(state: dict[str, Any]) -> Holding:
+        return Holding(state["number"], state["household_unit"], Level.HOUSEHOLD)
 
 
 LevelOf = Callable[[str], Level]
@@ -107,9 +130,19 @@ def concerned(
     before: Holding | None, after: Holding, event: CaseEvent, level_of: LevelOf
 ) -> list[tuple[Level, str]]:
     """The (level, unit) pairs an event concerns, each once, holder first."""
-    units = [(after.level, after.unit)]
-    if before is not None and isinstance(event, HANDOVERS) and before.unit != after.unit:
-        units.append((before.level, before.unit))
+    return concerned_units(before, after, isinstance(event, HANDOVERS), level_of)
+
+
+def concerned_units(
+    before: Holding | None, after: Holding, handover: bool, level_of: LevelOf
+) -> list[tuple[Level, str]]:
+    """`concerned`, for an event that is a hand-over (`handover`) or not."""
+    if before is None or not handover or before.unit == after.unit:
+        if not after.co_handlers:
+            return [(after.level, after.unit)]
+        units = [(after.level, after.unit)]
+    else:
+        units = [(after.level, after.unit), (before.level, before.unit)]
     units += [(level_of(unit), unit) for unit in after.co_handlers]
     seen: set[str] = set()
     unique = []
