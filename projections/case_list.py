@@ -32,7 +32,15 @@ from engine.events import (
 )
 from engine.values import OPEN_STATUSES, DeadlineKind, EscalationTrigger
 from engine.viewstore import ViewCursor
-from projections.fold import FoldModel, changed, columns_ddl, epoch, load_rows, upsert_rows
+from projections.fold import (
+    FoldModel,
+    case_key,
+    changed,
+    columns_ddl,
+    epoch,
+    load_rows,
+    upsert_rows,
+)
 
 OPEN = tuple(sorted(s.value for s in OPEN_STATUSES))
 LIGHTS = ("green", "yellow", "red")
@@ -76,7 +84,7 @@ def evolve_row(s: CaseRow | None, event: CaseEvent) -> CaseRow | None:
     t = epoch(event.timestamp)
     if isinstance(event, PetitionFiled):
         return CaseRow(
-            str(event.originator_id), event.number, event.title, event.household_unit,
+            case_key(event.originator_id), event.number, event.title, event.household_unit,
             event.household_unit, "household", "routed", event.category, event.urgency.value,
             0, 0, t, epoch(event.raised_at), t,
         )  # fmt: skip

@@ -25,6 +25,7 @@ from projections.fold import (
     JSON_STATE_DDL,
     FoldModel,
     area_of,
+    case_key,
     changed,
     epoch,
     load_json_states,
@@ -93,7 +94,7 @@ def _hop(
     lowered = Urgency(s.urgency).rank < Urgency(s.urgency0).rank
     distorted = int(is_distorted(sim, category_changed=drifted, urgency_lowered=lowered))
     base = Fact(
-        kind="hop", case_id=str(event.originator_id), at=t, recorded=t, unit=event.to_unit,
+        kind="hop", case_id=case_key(event.originator_id), at=t, recorded=t, unit=event.to_unit,
         area=area_of(event.to_unit), level=level, category=s.category0, urgency=s.urgency0,
         depth=event.hop, value=round(sim * SCALE), flag=distorted,
     )  # fmt: skip
@@ -125,7 +126,7 @@ def evolve(s: Retelling | None, event: CaseEvent) -> tuple[Retelling | None, lis
         state = Retelling(event.description, c, u, c, u, event.household_unit)
         t = epoch(event.timestamp)
         origin = ChainLink(
-            str(event.originator_id), 0, t, "filed", event.household_unit, event.description,
+            case_key(event.originator_id), 0, t, "filed", event.household_unit, event.description,
             c, u, 1.0, 0,
         )  # fmt: skip
         return state, [origin]
@@ -146,7 +147,7 @@ def evolve(s: Retelling | None, event: CaseEvent) -> tuple[Retelling | None, lis
             t = epoch(event.timestamp)
             out: list[Any] = [fact_from(s.rating).cancelled(t)] if s.rating else []
             fact = Fact(
-                kind="match", case_id=str(event.originator_id), at=t, recorded=t, unit=s.unit,
+                kind="match", case_id=case_key(event.originator_id), at=t, recorded=t, unit=s.unit,
                 area=area_of(s.unit), level="", category=s.category0, urgency=s.urgency0,
                 flag=int(event.request_matched),
             )  # fmt: skip
@@ -166,6 +167,7 @@ class Distortion(FoldModel[Retelling]):
         "ds_rollup": ROLLUP_DDL,
         "ds_chain": CHAIN_DDL,
     }
+    clustered: ClassVar[frozenset[str]] = frozenset({"ds_rollup"})
     indexes: ClassVar[tuple[str, ...]] = fact_indexes("ds_facts", "ds_rollup")
 
     def evolve(

@@ -15,9 +15,11 @@ in `lianhu_generations` in one transaction (projections.registry).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
+from uuid import UUID
 
 import orjson
 
@@ -33,8 +35,16 @@ FOREVER = 1e15  # "no end yet" for intervals and "no limit" for ranges, in epoch
 CHUNK = 500  # keys per IN (...) list
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def epoch(at: datetime) -> float:
+    """Epoch seconds of `at` (memoised: the five folds ask it of each event ~8 times)."""
     return at.timestamp()
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def case_key(case_id: UUID) -> str:
+    """A case's key in the views, str(case_id) (memoised: ~12 asks per event, 1.5 µs each)."""
+    return str(case_id)
 
 
 def week_of(t: float) -> int:
@@ -76,6 +86,9 @@ class FoldModel(Generic[S]):
     topics: ClassVar[tuple[str, ...]] = ()
     tables: ClassVar[dict[str, str]] = {}
     indexes: ClassVar[tuple[str, ...]] = ()  # "CREATE INDEX IF NOT EXISTS {t_x}_i ON ..."
+    # tables stored in primary-key order on SQLite (WITHOUT ROWID): a roll-up's range scan
+    # over (kind, at_week, ...) then reads contiguous pages instead of one lookup per row
+    clustered: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, generation: int = 1) -> None:
         self.generation = generation
@@ -89,7 +102,10 @@ class FoldModel(Generic[S]):
 
     def create(self, cur: ViewCursor) -> None:
         for table, ddl in self.tables.items():
-            cur.execute(ddl.format(t=self.t(table), **{k: self.t(k) for k in self.tables}))
+            sql = ddl.format(t=self.t(table), **{k: self.t(k) for k in self.tables})
+            if table in self.clustered and cur.dialect == "sqlite":
+                sql += " WITHOUT ROWID"
+            cur.execute(sql)
         for index in self.indexes:
             cur.execute(self._fmt(index))
 
@@ -97,19 +113,44 @@ class FoldModel(Generic[S]):
         for table in self.tables:
             cur.execute(f"DROP TABLE IF EXISTS {self.t(table)}")
 
-    def apply(self, cur: ViewCursor, batch: Sequence[Tracked]) -> None:
+    def apply(
+        self,
+        cur: ViewCursor,
+        batch: Sequence[Tracked],
+        keys: Sequence[str] | None = None,
+        cache: dict[str, S] | None = None,
+    ) -> dict[str, S]:
+        """Fold `batch` into the tables in `cur`'s transaction; returns the states it wrote.
+
+        `keys` are the batch's case keys (computed once by the caller for every model);
+        `cache` holds states known to equal the stored ones (the follower's memory of
+        recent cases): those are not loaded again. The caller adds the returned states
+        to its cache only once the transaction has committed.
+        """
         if not batch:
-            return
-        keys = sorted({str(t.event.originator_id) for t in batch})
-        states: dict[str, S | None] = dict.fromkeys(keys)
-        states.update(self.load_states(cur, keys))
+            return {}
+        if keys is None:
+            keys = [case_key(t.event.originator_id) for t in batch]
+        known = cache if cache is not None else {}
+        missing = sorted({k for k in keys if k not in known})
+        loaded = self.load_states(cur, missing) if missing else {}
+        states: dict[str, S | None] = {}
         effects: list[Any] = []
-        for tracked in batch:
-            key = str(tracked.event.originator_id)
-            states[key], emitted = self.evolve(states[key], tracked.event)
-            effects.extend(emitted)
-        self.save_states(cur, {k: s for k, s in states.items() if s is not None})
+        evolve = self.evolve
+        for key, tracked in zip(keys, batch, strict=True):
+            if key in states:
+                state = states[key]
+            elif key in known:
+                state = known[key]
+            else:
+                state = loaded.get(key)
+            states[key], emitted = evolve(state, tracked.event)
+            if emitted:
+                effects.extend(emitted)
+        written = {k: s for k, s in states.items() if s is not None}
+        self.save_states(cur, written)
         self.write(cur, effects)
+        return written
 
     # -- to implement ---------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from projections.fold import (
     JSON_STATE_DDL,
     FoldModel,
     area_of,
+    case_key,
     changed,
     epoch,
     load_json_states,
@@ -80,7 +81,7 @@ class CaseFacts:
 def _fact(kind: str, s: CaseFacts, event: CaseEvent, unit: str, level: str, flag: int) -> Fact:
     t = epoch(event.timestamp)
     return Fact(
-        kind=kind, case_id=str(event.originator_id), at=t, recorded=t, unit=unit,
+        kind=kind, case_id=case_key(event.originator_id), at=t, recorded=t, unit=unit,
         area=area_of(unit), level=level, category=s.category, urgency=s.urgency, flag=flag,
     )  # fmt: skip
 
@@ -139,6 +140,7 @@ class Indicators(FoldModel[CaseFacts]):
         "in_facts": FACTS_DDL,
         "in_rollup": ROLLUP_DDL,
     }
+    clustered: ClassVar[frozenset[str]] = frozenset({"in_rollup"})
     indexes: ClassVar[tuple[str, ...]] = fact_indexes("in_facts", "in_rollup")
 
     def evolve(

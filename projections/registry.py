@@ -7,6 +7,14 @@ five models: decoding is most of the cost of following the log, so five
 separate followers would pay it five times). Each model keeps its own position,
 so a model that is behind (just rebuilt, or new) catches up in the same loop.
 
+The follower remembers the states it last wrote for recent cases (an LRU of
+`cache_size` cases per model), so the next batch does not read them back: a
+case's events arrive over hours or days, spread over many batches. The memory
+is only trusted while the position in the table is the one this follower
+wrote itself; any other position (another follower moved it, a rebuild, a
+restart) empties it and the states are read from the tables, which are the
+truth. A batch's states join the memory only after its transaction commits.
+
 A rebuild fills generation N+1 of one model from position 0 while generation N
 stays live, then switches `lianhu_generations` to N+1 in one transaction and
 drops N. Readers look the generation up per query; the live follower notices
@@ -15,6 +23,7 @@ the switch at its next step.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -30,7 +39,7 @@ from engine.viewstore import ViewCursor, ViewStore, set_position
 from projections.board import Board
 from projections.case_list import CaseList
 from projections.distortion import Distortion
-from projections.fold import FoldModel, at_generation
+from projections.fold import FoldModel, at_generation, case_key
 from projections.indicators import Indicators
 from projections.response_times import ResponseTimes
 
@@ -96,11 +105,16 @@ class Fanout:
         models: Sequence[FoldModel[Any]],
         *,
         batch_size: int = 1000,
+        cache_size: int = 20_000,
     ) -> None:
         self.recorder, self.mapper, self.views = recorder, mapper, views
         self.models = list(models)
         self.batch_size = batch_size
+        self.cache_size = cache_size
         self._skip: dict[str, bool] = {}
+        # per model: recent cases' states as last written, valid at position _written[name]
+        self._cache: dict[str, dict[str, Any]] = {m.name: {} for m in self.models}
+        self._written: dict[str, int] = {}
         with views.transaction() as cur:
             for model in self.models:
                 model.create(cur)
@@ -134,7 +148,9 @@ class Fanout:
             for n in notifications
             if not self._is_index(n.topic)
         ]
+        keys = [case_key(t.event.originator_id) for t in batch]
         last = notifications[-1].id
+        written: dict[str, dict[str, Any]] = {}
         with self.views.transaction() as cur:
             lock = " FOR UPDATE" if cur.dialect == "postgres" else ""
             for model in self.models:
@@ -142,11 +158,31 @@ class Fanout:
                     "SELECT position FROM lianhu_positions WHERE name = ?" + lock, (model.name,)
                 ).fetchone()
                 now = int(row[0]) if row else 0
+                cache = self._cache[model.name]
+                if self._written.get(model.name) != now:
+                    cache.clear()  # not the position this follower left: trust the tables only
                 if now != positions[model.name] or now >= last:
                     continue  # another follower moved it, or it is already past this batch
-                model.apply(cur, [t for t in batch if t.position > now])
+                if now > start:
+                    ahead = [i for i, t in enumerate(batch) if t.position > now]
+                    part, part_keys = [batch[i] for i in ahead], [keys[i] for i in ahead]
+                else:
+                    part, part_keys = batch, keys
+                written[model.name] = model.apply(cur, part, part_keys, cache)
                 set_position(cur, model.name, last)
+        for name, states in written.items():  # committed: remember them
+            self._remember(self._cache[name], states)
+            self._written[name] = last
         return last - start
+
+    def _remember(self, cache: dict[str, Any], states: dict[str, Any]) -> None:
+        for key, state in states.items():
+            cache.pop(key, None)  # re-inserted at the end: the dict's order is the LRU order
+            cache[key] = state
+        excess = len(cache) - self.cache_size
+        if excess > 0:
+            for key in list(itertools.islice(cache, excess)):
+                del cache[key]
 
     def catch_up(self, progress: Progress | None = None) -> int:
         total, head = 0, self.head()
@@ -190,7 +226,7 @@ def catch_up_all(
     mapper: Mapper[UUID],
     progress: Progress | None = None,
     *,
-    batch_size: int = 1000,
+    batch_size: int = 5000,
 ) -> int:
     """Bring every read model up to the head of the log now."""
     fanout = Fanout(
@@ -206,7 +242,7 @@ def rebuild(
     name: str,
     progress: Progress | None = None,
     *,
-    batch_size: int = 1000,
+    batch_size: int = 5000,
     switch: Callable[[], None] | None = None,
 ) -> int:
     """Replay the log from 0 into a fresh generation of `name`, then switch to it.

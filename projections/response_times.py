@@ -37,6 +37,7 @@ from projections.fold import (
     JSON_STATE_DDL,
     FoldModel,
     area_of,
+    case_key,
     changed,
     epoch,
     load_json_states,
@@ -81,7 +82,7 @@ def _duration_fact(
     t = epoch(event.timestamp)
     ms = round((t - start) * 1000)
     return Fact(
-        kind=kind, case_id=str(event.originator_id), at=t, recorded=t, unit=unit,
+        kind=kind, case_id=case_key(event.originator_id), at=t, recorded=t, unit=unit,
         area=area_of(unit), level=s.level, category=s.category, urgency=s.urgency,
         bucket=bucket_of(ms), value=ms, flag=flag,
     )  # fmt: skip
@@ -142,6 +143,7 @@ class ResponseTimes(FoldModel[CaseTimes]):
         "rt_facts": FACTS_DDL,
         "rt_rollup": ROLLUP_DDL,
     }
+    clustered: ClassVar[frozenset[str]] = frozenset({"rt_rollup"})
     indexes: ClassVar[tuple[str, ...]] = fact_indexes("rt_facts", "rt_rollup")
 
     def evolve(
