@@ -15,32 +15,21 @@ chain table keeps, per case, the resident's words (hop 0) and every summary.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from engine.events import CaseEscalated, CaseEvent, CaseReferred, PetitionFiled, SatisfactionRated
 from engine.viewstore import ViewCursor
 from projections.fold import (
-    JSON_STATE_DDL,
-    FoldModel,
     area_of,
     case_key,
     changed,
     epoch,
-    load_json_states,
-    save_json_states,
 )
 from projections.measures import (
-    FACTS_DDL,
-    ROLLUP_DDL,
-    Agg,
     Fact,
-    Filters,
-    aggregate,
+    FactModel,
     fact_from,
-    fact_indexes,
-    write_facts,
 )
 from projections.similarity import is_distorted, similarity
 from routing_rules import Urgency
@@ -156,53 +145,26 @@ def evolve(s: Retelling | None, event: CaseEvent) -> tuple[Retelling | None, lis
             return s, []
 
 
-class Distortion(FoldModel[Retelling]):
+class Distortion(FactModel[Retelling]):
     """Distortion per hop depth, reporting accuracy, drift, downgrades, request match."""
 
     base_name: ClassVar[str] = "distortion"
     name: ClassVar[str] = "distortion.g1"
-    tables: ClassVar[dict[str, str]] = {
-        "ds_state": JSON_STATE_DDL,
-        "ds_facts": FACTS_DDL,
-        "ds_rollup": ROLLUP_DDL,
-        "ds_chain": CHAIN_DDL,
-    }
-    clustered: ClassVar[frozenset[str]] = frozenset({"ds_rollup"})
-    indexes: ClassVar[tuple[str, ...]] = fact_indexes("ds_facts", "ds_rollup")
+    prefix: ClassVar[str] = "ds"
+    state_type: ClassVar[Any] = Retelling
+    extra_tables: ClassVar[dict[str, str]] = {"ds_chain": CHAIN_DDL}
 
     def evolve(
         self, state: Retelling | None, event: CaseEvent
     ) -> tuple[Retelling | None, list[Any]]:
         return evolve(state, event)
 
-    def load_states(self, cur: ViewCursor, keys: Sequence[str]) -> dict[str, Retelling]:
-        return load_json_states(cur, self.t("ds_state"), keys, Retelling.decode)
-
-    def save_states(self, cur: ViewCursor, states: dict[str, Retelling]) -> None:
-        save_json_states(cur, self.t("ds_state"), states)
-
     def write(self, cur: ViewCursor, effects: list[Any]) -> None:
-        write_facts(
-            cur,
-            self.t("ds_facts"),
-            self.t("ds_rollup"),
-            [e for e in effects if isinstance(e, Fact)],
-        )
+        super().write(cur, effects)
         links = [e for e in effects if isinstance(e, ChainLink)]
         cur.executemany(
             f"INSERT INTO {self.t('ds_chain')} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [tuple(link.__dict__.values()) for link in links],
-        )
-
-    def query(
-        self,
-        cur: ViewCursor,
-        kind: str,
-        filters: Filters,
-        group_by: str | tuple[str, ...] | None = None,
-    ) -> dict[Any, Agg]:
-        return aggregate(
-            cur, self.t("ds_facts"), self.t("ds_rollup"), kind, filters, group_by=group_by
         )
 
     def chain(self, cur: ViewCursor, case_id: str, as_of: float | None = None) -> list[ChainLink]:

@@ -17,7 +17,6 @@ read from the board at the moment asked.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -35,26 +34,18 @@ from engine.events import (
 from engine.values import Outcome, ReturnReason
 from engine.viewstore import ViewCursor
 from projections.fold import (
-    JSON_STATE_DDL,
-    FoldModel,
     area_of,
     case_key,
     changed,
     epoch,
-    load_json_states,
-    save_json_states,
     village_of,
 )
 from projections.measures import (
-    FACTS_DDL,
-    ROLLUP_DDL,
     Agg,
     Fact,
+    FactModel,
     Filters,
-    aggregate,
     fact_from,
-    fact_indexes,
-    write_facts,
 )
 
 TIMELY_SECONDS = 24 * 3600
@@ -130,32 +121,19 @@ def evolve(s: CaseFacts | None, event: CaseEvent) -> tuple[CaseFacts | None, lis
             return s, []
 
 
-class Indicators(FoldModel[CaseFacts]):
+class Indicators(FactModel[CaseFacts]):
     """Collection timeliness, mediation, satisfaction, local resolution, returns, heat map."""
 
     base_name: ClassVar[str] = "indicators"
     name: ClassVar[str] = "indicators.g1"
-    tables: ClassVar[dict[str, str]] = {
-        "in_state": JSON_STATE_DDL,
-        "in_facts": FACTS_DDL,
-        "in_rollup": ROLLUP_DDL,
-    }
-    clustered: ClassVar[frozenset[str]] = frozenset({"in_rollup"})
-    indexes: ClassVar[tuple[str, ...]] = fact_indexes("in_facts", "in_rollup")
+    prefix: ClassVar[str] = "in"
+    state_type: ClassVar[Any] = CaseFacts
+    kinds: ClassVar[tuple[str, ...]] = KINDS
 
     def evolve(
         self, state: CaseFacts | None, event: CaseEvent
     ) -> tuple[CaseFacts | None, list[Any]]:
         return evolve(state, event)
-
-    def load_states(self, cur: ViewCursor, keys: Sequence[str]) -> dict[str, CaseFacts]:
-        return load_json_states(cur, self.t("in_state"), keys, CaseFacts.decode)
-
-    def save_states(self, cur: ViewCursor, states: dict[str, CaseFacts]) -> None:
-        save_json_states(cur, self.t("in_state"), states)
-
-    def write(self, cur: ViewCursor, effects: list[Any]) -> None:
-        write_facts(cur, self.t("in_facts"), self.t("in_rollup"), effects)
 
     def query(
         self,
@@ -163,15 +141,9 @@ class Indicators(FoldModel[CaseFacts]):
         kind: str,
         filters: Filters,
         group_by: str | tuple[str, ...] | None = None,
+        *,
+        area_length: int = 9,
     ) -> dict[Any, Agg]:
-        if kind not in KINDS:
-            raise ValueError(f"unknown indicator {kind!r}; use one of {KINDS}")
-        return aggregate(
-            cur,
-            self.t("in_facts"),
-            self.t("in_rollup"),
-            kind,
-            filters,
-            group_by=group_by,
-            area_length=12 if kind == "filed" else 9,
-        )
+        """Filings are counted per village (12-digit area), the rest per township."""
+        area = 12 if kind == "filed" else area_length
+        return super().query(cur, kind, filters, group_by, area_length=area)

@@ -26,11 +26,21 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from engine.viewstore import ViewCursor
-from projections.fold import FOREVER, week_of, week_start
+from projections.fold import (
+    FOREVER,
+    JSON_STATE_DDL,
+    FoldModel,
+    S,
+    load_json_states,
+    save_json_states,
+    week_of,
+    week_start,
+)
 
 GAMMA = 1.05
 RELATIVE_ERROR = (GAMMA - 1) / (GAMMA + 1)  # 0.0244
@@ -318,3 +328,63 @@ def group_key(group_by: str | None, key: Any) -> Any:
     if group_by == "week" and key is not None:
         return week_label(int(key))
     return key
+
+
+class FactModel(FoldModel[S]):
+    """A fold whose effects are facts: a JSON state per case, a facts table and its roll-up.
+
+    Subclasses give `prefix` (their tables are `<prefix>_state`, `_facts`, `_rollup`),
+    `state_type` (with a `decode` classmethod), the `kinds` they answer, and `evolve`.
+    """
+
+    prefix: ClassVar[str]
+    state_type: ClassVar[Any]
+    kinds: ClassVar[tuple[str, ...]] = ()
+    extra_tables: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        p = cls.prefix
+        cls.tables = {
+            f"{p}_state": JSON_STATE_DDL,
+            f"{p}_facts": FACTS_DDL,
+            f"{p}_rollup": ROLLUP_DDL,
+            **cls.extra_tables,
+        }
+        cls.clustered = frozenset({f"{p}_rollup"})
+        cls.indexes = fact_indexes(f"{p}_facts", f"{p}_rollup")
+
+    def load_states(self, cur: ViewCursor, keys: Sequence[str]) -> dict[str, S]:
+        return load_json_states(cur, self.t(f"{self.prefix}_state"), keys, self.state_type.decode)
+
+    def save_states(self, cur: ViewCursor, states: dict[str, S]) -> None:
+        save_json_states(cur, self.t(f"{self.prefix}_state"), states)
+
+    def write(self, cur: ViewCursor, effects: list[Any]) -> None:
+        write_facts(
+            cur,
+            self.t(f"{self.prefix}_facts"),
+            self.t(f"{self.prefix}_rollup"),
+            [e for e in effects if isinstance(e, Fact)],
+        )
+
+    def query(
+        self,
+        cur: ViewCursor,
+        kind: str,
+        filters: Filters,
+        group_by: str | tuple[str, ...] | None = None,
+        *,
+        area_length: int = 9,
+    ) -> dict[Any, Agg]:
+        if self.kinds and kind not in self.kinds:
+            raise ValueError(f"unknown {self.base_name} kind {kind!r}; use one of {self.kinds}")
+        return aggregate(
+            cur,
+            self.t(f"{self.prefix}_facts"),
+            self.t(f"{self.prefix}_rollup"),
+            kind,
+            filters,
+            group_by=group_by,
+            area_length=area_length,
+        )

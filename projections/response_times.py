@@ -14,7 +14,6 @@ case's category and urgency as they stood then.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -32,28 +31,17 @@ from engine.events import (
     PetitionFiled,
 )
 from engine.values import DeadlineKind
-from engine.viewstore import ViewCursor
 from projections.fold import (
-    JSON_STATE_DDL,
-    FoldModel,
     area_of,
     case_key,
     changed,
     epoch,
-    load_json_states,
-    save_json_states,
 )
 from projections.measures import (
-    FACTS_DDL,
-    ROLLUP_DDL,
-    Agg,
     Fact,
-    Filters,
-    aggregate,
+    FactModel,
     bucket_of,
     fact_from,
-    fact_indexes,
-    write_facts,
 )
 
 KINDS = ("assignment", "first", "resolution")
@@ -133,42 +121,16 @@ def evolve(s: CaseTimes | None, event: CaseEvent) -> tuple[CaseTimes | None, lis
             return s, []
 
 
-class ResponseTimes(FoldModel[CaseTimes]):
+class ResponseTimes(FactModel[CaseTimes]):
     """How long units take to accept, to first respond, and to resolve."""
 
     base_name: ClassVar[str] = "response_times"
     name: ClassVar[str] = "response_times.g1"
-    tables: ClassVar[dict[str, str]] = {
-        "rt_state": JSON_STATE_DDL,
-        "rt_facts": FACTS_DDL,
-        "rt_rollup": ROLLUP_DDL,
-    }
-    clustered: ClassVar[frozenset[str]] = frozenset({"rt_rollup"})
-    indexes: ClassVar[tuple[str, ...]] = fact_indexes("rt_facts", "rt_rollup")
+    prefix: ClassVar[str] = "rt"
+    state_type: ClassVar[Any] = CaseTimes
+    kinds: ClassVar[tuple[str, ...]] = KINDS
 
     def evolve(
         self, state: CaseTimes | None, event: CaseEvent
     ) -> tuple[CaseTimes | None, list[Any]]:
         return evolve(state, event)
-
-    def load_states(self, cur: ViewCursor, keys: Sequence[str]) -> dict[str, CaseTimes]:
-        return load_json_states(cur, self.t("rt_state"), keys, CaseTimes.decode)
-
-    def save_states(self, cur: ViewCursor, states: dict[str, CaseTimes]) -> None:
-        save_json_states(cur, self.t("rt_state"), states)
-
-    def write(self, cur: ViewCursor, effects: list[Any]) -> None:
-        write_facts(cur, self.t("rt_facts"), self.t("rt_rollup"), effects)
-
-    def query(
-        self,
-        cur: ViewCursor,
-        kind: str,
-        filters: Filters,
-        group_by: str | tuple[str, ...] | None = None,
-    ) -> dict[Any, Agg]:
-        if kind not in KINDS:
-            raise ValueError(f"unknown response-time kind {kind!r}; use one of {KINDS}")
-        return aggregate(
-            cur, self.t("rt_facts"), self.t("rt_rollup"), kind, filters, group_by=group_by
-        )
