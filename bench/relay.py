@@ -32,6 +32,7 @@ import nats
 import orjson
 from nats.aio.msg import Msg
 
+from bench.workload import petitions
 from engine import commands as c
 from engine.bus import RelayConfig, StreamSpec, ensure_stream, run_relay
 from engine.clock import SystemClock
@@ -40,7 +41,7 @@ from engine.persistence import sqlite_env
 from engine.servers import NatsServer
 from engine.service import CaseService
 from engine.viewstore import ViewStore
-from routing_rules import Level, default_rule_set_path, load_rule_set
+from routing_rules import default_rule_set_path, load_rule_set
 
 Row = dict[str, object]
 WINDOW = 256
@@ -64,22 +65,16 @@ def store() -> Iterator[tuple[CaseService, ViewStore]]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def petition(service: CaseService, n: int) -> c.FilePetition:
-    units = [u.code for u in service.rules.jurisdiction.units() if u.level is Level.HOUSEHOLD]
-    lift = n % 3 == 0
-    return c.FilePetition(
-        household_unit=units[(n * 7919) % len(units)],
-        category="infrastructure" if lift else "neighbour_dispute",
-        title=f"诉求 {n}",
-        description="小区电梯坏了，老人下不了楼。" if lift else "楼上邻居深夜装修，影响休息。",
-        reporter={"name": "张三丰", "phone": "13812345678"},
-    )
+def petitions_for(service: CaseService, n: int) -> list[c.FilePetition]:
+    """`n` petitions from the county generator (bench.workload), made before timing starts."""
+    stream = petitions(service.rules, seed=11)
+    return [next(stream) for _ in range(n)]
 
 
 def fill(service: CaseService, filings: int) -> None:
     """`filings` petitions from 4 threads (the service's group commit batches them)."""
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda n: service.file_petition(petition(service, n)), range(filings)))
+        list(pool.map(service.file_petition, petitions_for(service, filings)))
 
 
 # -- 1. throughput ---------------------------------------------------------------------------
@@ -182,12 +177,13 @@ def latency(quick: bool) -> list[Row]:
         consumer.start()
         consumer_ready.wait(10)
         log(f"filing {rate} petitions/s for {seconds:.0f} s")
+        todo = petitions_for(service, int(rate * seconds) + 10)
         began = time.perf_counter()
         filed = 0
         while (elapsed := time.perf_counter() - began) < seconds:
             due = int(elapsed * rate) + 1
             while filed < due:
-                service.file_petition(petition(service, filed))
+                service.file_petition(todo[filed])
                 filed += 1
             time.sleep(0.002)
         deadline = time.monotonic() + 10

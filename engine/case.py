@@ -133,6 +133,15 @@ class Case(BaseAggregate[UUID]):
                 hint=f"Only {self.unit} can {command} this case now.",
             )
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Case:
+        """A copy sharing the field values: every one is immutable (str, enum, datetime,
+        tuple, frozenset, frozen pydantic model), except the list of pending events.
+        The library's aggregate cache deep-copies on every read; this makes that cheap."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone._pending_events = list(self._pending_events)
+        return clone
+
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES

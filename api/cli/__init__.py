@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from api.cli import case, metrics, nats, projections, rules, timer
+from api.cli import case, metrics, nats, projections, rules, sim, timer
 from api.cli.errors import reports_errors
 from api.nats_wiring import describe_nats, start_embedded_nats
 from api.wiring import describe_store, load_rules
@@ -35,6 +35,7 @@ app.add_typer(timer.app, name="timer")
 app.add_typer(metrics.app, name="metrics")
 app.add_typer(projections.app, name="projections")
 nats.register(app)  # lianhu relay, consume, status
+sim.register(app)  # lianhu demo, simulate
 
 
 # -- serve ----------------------------------------------------------------------------------
