@@ -29,6 +29,7 @@ SUITE: tuple[tuple[str, str, str], ...] = (
     ("deadlines", "pending-deadline store vs plain indexed insert/delete; firing lag", "#3"),
     ("projections", "projection catch-up vs raw read+decode; metric query latency", "#4"),
     ("relay", "NATS relay vs raw nats-py publishing; end-to-end latency", "#5"),
+    ("simulation", "lianhu demo's wall time; the engine's rate under simulation", "#6"),
 )
 COLUMNS = (
     "measurement",

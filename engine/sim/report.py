@@ -56,6 +56,7 @@ def figures(played: Played, progress: Progress | None = None) -> dict[str, Any]:
         "settle_days": played.scenario.settle_days,
         "county": played.county.describe(),
         "cases": filed,
+        "events": service.recorder.max_notification_id() or 0,
         "first_response": _durations(first),
         "resolution": _durations(resolution),
         "assignment_response_by_level": {
