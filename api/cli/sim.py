@@ -51,7 +51,7 @@ Settle = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="print the figures as JSON, for scripts")]
 Keep = Annotated[
     Path | None,
-    typer.Option(help="keep each design's store (events.db, views.db, rules/) under this folder"),
+    typer.Option(help="keep each design's store (lianhu.db, views.db, rules/) under this folder"),
 ]
 
 

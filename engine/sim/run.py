@@ -456,7 +456,7 @@ def play(
 ) -> Played:
     """Run the scenario through the real engine on a fresh store in `workdir`."""
     workdir.mkdir(parents=True, exist_ok=True)
-    for name in ("events.db", "views.db"):
+    for name in ("lianhu.db", "views.db"):
         for suffix in ("", "-wal", "-shm"):
             (workdir / f"{name}{suffix}").unlink(missing_ok=True)
     rules, county = prepare_rules(design, scenario, workdir)
@@ -464,7 +464,7 @@ def play(
     # The library's aggregate cache (kept current on save, fast-forwarded on read) spares
     # re-reading each case's history at every action: the simulation reads more than
     # it writes. A served engine leaves it off (several processes share the store).
-    env = sqlite_env(str(workdir / "events.db")) | {"AGGREGATE_CACHE_MAXSIZE": "100000"}
+    env = sqlite_env(str(workdir / "lianhu.db")) | {"AGGREGATE_CACHE_MAXSIZE": "100000"}
     service = CaseService(rules=rules, clock=clock, env=env)
     views = ViewStore(sqlite_path=str(workdir / "views.db"))
     sim = Simulation(service, views, clock)

@@ -30,7 +30,7 @@ RELAY_BANDS = {
 def _events(played_dir: Path) -> list[tuple[Any, ...]]:
     import sqlite3
 
-    with sqlite3.connect(played_dir / "events.db") as db:
+    with sqlite3.connect(played_dir / "lianhu.db") as db:
         rows = db.execute(
             "SELECT originator_id, originator_version, topic, state FROM stored_events "
             "ORDER BY rowid"
