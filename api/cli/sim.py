@@ -33,7 +33,7 @@ from engine.sim.behaviour import BEHAVIOURS
 from engine.sim.county import SIZES
 from engine.sim.report import measure, table
 from engine.sim.run import Design, Scenario, design_for, designs
-from routing_rules import default_rule_set_path
+from routing_rules import default_rule_set_path, load_rule_set
 
 Seed = Annotated[int, typer.Option(help="same seed, same cases and events, byte for byte")]
 Weeks = Annotated[int, typer.Option(min=1, max=104, help="simulated weeks of petitions")]
@@ -145,6 +145,8 @@ def _scenario(seed: int, weeks: int, county_size: str, settle_days: int) -> Scen
 
 
 def _run(chosen: Sequence[Design], scenario: Scenario, as_json: bool, keep: Path | None) -> None:
+    for design in chosen:  # a broken rule set fails here, naming its file and rule
+        load_rule_set(design.rules_dir)
     started = time.perf_counter()
     err = Console(stderr=True)
     with _workdir(keep) as root, Progress(

@@ -148,3 +148,16 @@ def test_cli_refuses_an_unknown_county_size() -> None:
     result = CliRunner().invoke(app, ["demo", "--weeks", "1", "--county-size", "galaxy"])
     assert result.exit_code != 0
     assert "county size" in result.output and "province" in result.output
+
+
+def test_cli_names_the_broken_rule_before_simulating(tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(default_rule_set_path(), broken)
+    routes = (broken / "routes.toml").read_text(encoding="utf-8")
+    (broken / "routes.toml").write_text(
+        routes.replace('handle_at = "township"', 'handle_at = "nowhere"', 1), "utf-8"
+    )
+    result = CliRunner().invoke(app, ["simulate", "--rules", str(broken), "--weeks", "1"])
+    assert result.exit_code == 1
+    assert "routes.toml" in result.output and "handle_at" in result.output
+    assert "lianhu rules lint" in result.output
