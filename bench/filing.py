@@ -20,7 +20,9 @@ For each store, in the same run and on the same kind of store:
 
 Every loop stops at its count or its time limit, whichever comes first.
 
-    python -m bench.filing [--quick]
+    python -m bench.filing [--quick] [--store sqlite|postgres] [--single-only] [--no-http]
+
+`--store sqlite --single-only` is the quick check of the single-caller ratio on SQLite.
 """
 
 from __future__ import annotations
@@ -204,7 +206,9 @@ class Store:
     server_env: dict[str, str]  # LIANHU_* settings for the HTTP server (the filing store)
 
 
-def measure(store: Store, rules: RuleSet, sizes: Sizes, http: bool) -> list[Row]:
+def measure(
+    store: Store, rules: RuleSet, sizes: Sizes, http: bool, single_only: bool = False
+) -> list[Row]:
     name = store.name
     rows: list[Row] = []
     cmds = commands(rules, sizes.single + sizes.many + 2 * sizes.warmup + sizes.http_warmup)
@@ -247,6 +251,8 @@ def measure(store: Store, rules: RuleSet, sizes: Sizes, http: bool) -> list[Row]
                 ratio >= 0.5,
             )
         )
+        if single_only:
+            return rows
 
         # 3: concurrent callers of the service; group commit batches them
         log(f"{name}: filing, {CALLERS} concurrent callers (group commit)")
@@ -524,8 +530,15 @@ def postgres_version(server: PostgresServer) -> str:
     return str(found[0]) if found else "?"
 
 
-def main(quick: bool = False, http: bool = True) -> list[Row]:
+def main(
+    quick: bool = False,
+    http: bool = True,
+    stores: tuple[str, ...] = ("sqlite", "postgres"),
+    single_only: bool = False,
+) -> list[Row]:
+    """The rows for `stores`; `single_only` measures only the single-caller ratio."""
     sizes = QUICK if quick else FULL
+    http = http and not single_only
     impl = psycopg.pq.__impl__
     log(f"psycopg {psycopg.__version__}, libpq implementation: {impl!r}")
     if impl != "binary":
@@ -541,7 +554,10 @@ def main(quick: bool = False, http: bool = True) -> list[Row]:
             return sqlite_env(str(d / name / "lianhu.db"))
 
         sqlite = Store("sqlite", sqlite_store, {"LIANHU_DATA_DIR": str(d / "filing")})
-        rows += measure(sqlite, rules, sizes, http)
+        if "sqlite" in stores:
+            rows += measure(sqlite, rules, sizes, http, single_only)
+    if "postgres" not in stores:
+        return rows
     log("starting a throwaway PostgreSQL")
     with PostgresServer() as server:
         log(f"PostgreSQL {postgres_version(server)} on {HOST}:{server.port}")
@@ -553,7 +569,7 @@ def main(quick: bool = False, http: bool = True) -> list[Row]:
                 "LIANHU_POSTGRES_POOL_SIZE": "20",
             },
         )
-        rows += measure(postgres, rules, sizes, http)
+        rows += measure(postgres, rules, sizes, http, single_only)
     return rows
 
 
@@ -561,7 +577,24 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Filing rate vs bare eventsourcing append.")
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP measurements")
+    parser.add_argument(
+        "--store",
+        action="append",
+        choices=("sqlite", "postgres"),
+        help="measure only this store (repeatable; default: both)",
+    )
+    parser.add_argument(
+        "--single-only",
+        action="store_true",
+        help="only the single-caller filing vs bare append ratio (no concurrency, no HTTP)",
+    )
     args = parser.parse_args()
     from bench.__main__ import table
 
-    print(table(main(quick=args.quick, http=not args.no_http)))
+    rows = main(
+        quick=args.quick,
+        http=not args.no_http,
+        stores=tuple(args.store or ("sqlite", "postgres")),
+        single_only=args.single_only,
+    )
+    print(table(rows))
