@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate
 
-from engine.events import CaseEvent
+from engine.events import CaseEvent, started
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
@@ -70,6 +70,12 @@ class CaseNumber(BaseAggregate[UUID]):
 
     @classmethod
     def reserve(cls, number: str, case_id: UUID, at: datetime) -> CaseNumber:
-        return cls._create(
-            CaseNumbered, id=number_index_id(number), timestamp=at, number=number, case_id=case_id
+        numbered = CaseNumbered(
+            originator_id=number_index_id(number),
+            originator_version=cls.INITIAL_VERSION,
+            timestamp=at,
+            originator_topic=cls.TOPIC,
+            number=number,
+            case_id=case_id,
         )
+        return started(cls, numbered)
