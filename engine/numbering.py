@@ -28,8 +28,11 @@ NUMBER_NAMESPACE = uuid5(NAMESPACE_URL, "urn:lianhu:case-number")
 def case_number(case_id: UUID, filed_at: datetime, attempt: int = 0) -> str:
     digest = hashlib.sha256(case_id.bytes + attempt.to_bytes(4, "big")).digest()
     value = int.from_bytes(digest[:4], "big")
-    chars = "".join(ALPHABET[(value >> (5 * i)) & 31] for i in range(5))
-    return f"{filed_at.astimezone(LOCAL_TZ):%y%m%d}-{chars}"
+    a = ALPHABET  # the five lowest 5-bit groups, lowest first (spelled out: it is hot)
+    chars = a[value & 31] + a[value >> 5 & 31] + a[value >> 10 & 31]
+    chars += a[value >> 15 & 31] + a[value >> 20 & 31]
+    local = filed_at.astimezone(LOCAL_TZ)  # %y%m%d, without strftime's cost
+    return f"{local.year % 100:02d}{local.month:02d}{local.day:02d}-{chars}"
 
 
 def normalise_number(text: str) -> str:

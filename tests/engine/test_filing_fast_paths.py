@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+from datetime import UTC, datetime
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from eventsourcing.domain import BaseAggregate
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench.workload import petitions
 from engine.clock import FakeClock
+from engine.numbering import ALPHABET, LOCAL_TZ, case_number
 from engine.service import CaseService
 from routing_rules import RuleSet
 
@@ -49,3 +54,25 @@ def test_a_filed_case_reads_back_as_it_was_answered(
 
         assert state(service.get_case(filed.case_id)) == state(filed.case)
         assert service.find_case(filed.number) == filed.case_id
+
+
+def reference_case_number(case_id: UUID, filed_at: datetime, attempt: int) -> str:
+    """The number as first specified: strftime and a loop over the five characters."""
+    digest = hashlib.sha256(case_id.bytes + attempt.to_bytes(4, "big")).digest()
+    value = int.from_bytes(digest[:4], "big")
+    chars = "".join(ALPHABET[(value >> (5 * i)) & 31] for i in range(5))
+    return f"{filed_at.astimezone(LOCAL_TZ):%y%m%d}-{chars}"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.uuids(),
+    st.datetimes(datetime(1990, 1, 1), datetime(2099, 12, 31), timezones=st.just(UTC)),
+    st.integers(0, 7),
+)
+def test_case_numbers_are_spelled_as_first_specified(
+    case_id: UUID, filed_at: datetime, attempt: int
+) -> None:
+    assert case_number(case_id, filed_at, attempt) == reference_case_number(
+        case_id, filed_at, attempt
+    )
