@@ -7,15 +7,20 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import orjson
 from eventsourcing.domain import BaseAggregate
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.workload import petitions
+from engine.case import Case
 from engine.clock import FakeClock
-from engine.numbering import ALPHABET, LOCAL_TZ, case_number
+from engine.events import CaseEvent, CaseRouted, PetitionFiled
+from engine.numbering import ALPHABET, LOCAL_TZ, CaseNumber, CaseNumbered, case_number
+from engine.persistence import OrjsonTranscoder, PydanticMapper
 from engine.service import CaseService
-from routing_rules import RuleSet
+from engine.values import Reporter
+from routing_rules import Level, RuleSet, Urgency
 
 
 def state(aggregate: BaseAggregate[Any]) -> dict[str, Any]:
@@ -76,3 +81,71 @@ def test_case_numbers_are_spelled_as_first_specified(
     assert case_number(case_id, filed_at, attempt) == reference_case_number(
         case_id, filed_at, attempt
     )
+
+
+texts = st.text(st.characters(codec="utf-8"), max_size=40)
+moments = st.datetimes(
+    datetime(2000, 1, 1), datetime(2099, 12, 31), timezones=st.sampled_from([UTC, LOCAL_TZ])
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts,
+    texts,
+    moments,
+    st.sampled_from(list(Urgency)),
+    st.lists(st.sampled_from(["510123104", "dept:police", "510123"]), max_size=3),
+)
+def test_stored_json_is_the_bytes_of_orjson_over_model_dump(
+    title: str, text: str, at: datetime, urgency: Urgency, ladder: list[str]
+) -> None:
+    mapper = PydanticMapper(transcoder=OrjsonTranscoder())
+    case_id = uuid4()
+    events: list[CaseEvent] = [
+        PetitionFiled(
+            originator_id=case_id,
+            originator_version=1,
+            timestamp=at,
+            originator_topic=Case.TOPIC,
+            number="261203-7KQ2M",
+            household_unit=text,
+            channel="visit",
+            category="neighbour_dispute",
+            urgency=urgency,
+            title=title,
+            description=text + title,
+            location=title,
+            reporter=Reporter(name=title, phone="139", address=text),
+            raised_at=at,
+            fingerprint="",
+        ),
+        CaseRouted(
+            originator_id=case_id,
+            originator_version=2,
+            timestamp=at,
+            rule_id=title,
+            rule_set_hash="ab",
+            handler=text,
+            handler_level=Level.VILLAGE,
+            co_handlers=tuple(ladder),
+            ladder=tuple(ladder),
+            dispatcher=title,
+            respond_due=at,
+            resolve_due=at,
+        ),
+        CaseNumbered(
+            originator_id=case_id,
+            originator_version=1,
+            timestamp=at,
+            originator_topic=CaseNumber.TOPIC,
+            number=text,
+            case_id=case_id,
+        ),
+    ]
+    for event in events:
+        stored = mapper.to_stored_event(event)
+        dumped = event.model_dump(mode="json", exclude={"originator_id", "originator_version"})
+
+        assert stored.state == orjson.dumps(dumped)
+        assert mapper.to_domain_event(stored) == event
