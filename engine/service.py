@@ -48,11 +48,10 @@ from engine.persistence import OrjsonTranscoder, PydanticMapper
 from engine.values import CloseReason, DeadlineKind, EscalationTrigger
 from routing_rules import (
     Level,
-    PetitionFacts,
     RuleSet,
     RuleSetError,
     deadlines_for,
-    evaluate,
+    evaluate_fields,
 )
 
 IDEMPOTENCY_NAMESPACE = uuid5(NAMESPACE_URL, "urn:lianhu:idempotency-key")
@@ -208,13 +207,13 @@ class CaseService(Application[UUID]):
             )
         self._check_household(cmd.household_unit)
         self._check_category(cmd.category)
-        facts = PetitionFacts(
+        decision = evaluate_fields(
+            self.rules,
             category=cmd.category,
             urgency=cmd.urgency,
             text=f"{cmd.title}\n{cmd.description}",
             unit=cmd.household_unit,
         )
-        decision = evaluate(self.rules, facts)
         deadlines = deadlines_for(self.rules, decision.handler_level, cmd.urgency, now)
         township = self.rules.jurisdiction.ancestor_at(cmd.household_unit, Level.TOWNSHIP)
         dispatcher = township.code if township is not None else decision.handler

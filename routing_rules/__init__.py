@@ -12,7 +12,13 @@ from routing_rules.errors import (
     UnknownCategory,
     UnknownUnit,
 )
-from routing_rules.evaluate import Decision, PetitionFacts, evaluate, resolve_target
+from routing_rules.evaluate import (
+    Decision,
+    PetitionFacts,
+    evaluate,
+    evaluate_fields,
+    resolve_target,
+)
 from routing_rules.explain import Explanation, RouteCheck, explain
 from routing_rules.lint import Finding, lint
 from routing_rules.model import Category, Route, Urgency, When
@@ -51,6 +57,7 @@ __all__ = [
     "default_rule_set_path",
     "due_time",
     "evaluate",
+    "evaluate_fields",
     "explain",
     "level_of_code",
     "lint",

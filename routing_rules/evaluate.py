@@ -45,7 +45,17 @@ def evaluate(rule_set: RuleSet, facts: PetitionFacts) -> Decision:
 
     Memoised per rule set (see `_Router`); gives exactly what `evaluate_uncached` gives.
     """
-    return _router(rule_set).evaluate(rule_set, facts)
+    return _router(rule_set).evaluate(
+        rule_set, facts.category, facts.urgency, facts.text, facts.unit
+    )
+
+
+def evaluate_fields(
+    rule_set: RuleSet, *, category: str, urgency: Urgency, text: str, unit: str
+) -> Decision:
+    """`evaluate(rule_set, PetitionFacts(...))` for facts a caller has already validated
+    (the engine's FilePetition), without building the model on every filing."""
+    return _router(rule_set).evaluate(rule_set, category, urgency, text, unit)
 
 
 def evaluate_uncached(rule_set: RuleSet, facts: PetitionFacts) -> Decision:
@@ -90,16 +100,18 @@ class _Router:
         self.targets: dict[tuple[str, str], str] = {}  # (target, filing unit) -> unit code
         self.decisions: dict[tuple[int, str], Decision] = {}  # (route index, filing unit)
 
-    def evaluate(self, rule_set: RuleSet, facts: PetitionFacts) -> Decision:
-        unit = facts.unit
-        if unit not in self.households or facts.category not in rule_set.categories:
+    def evaluate(
+        self, rule_set: RuleSet, category: str, urgency: Urgency, text: str, unit: str
+    ) -> Decision:
+        if unit not in self.households or category not in rule_set.categories:
+            facts = PetitionFacts(category=category, urgency=urgency, text=text, unit=unit)
             check_facts(rule_set, facts)
             self._keep(self.households, unit, None)
-        candidates = self.candidates.get((facts.category, facts.urgency))
+        candidates = self.candidates.get((category, urgency))
         if candidates is None:
-            candidates = self._candidates(rule_set, facts.category, facts.urgency)
-            self.candidates[(facts.category, facts.urgency)] = candidates
-        text: str | None = None
+            candidates = self._candidates(rule_set, category, urgency)
+            self.candidates[(category, urgency)] = candidates
+        normalised: str | None = None
         for index in candidates:
             scopes = self.scopes[index]
             if scopes is not None and not any(
@@ -108,10 +120,10 @@ class _Router:
                 continue
             keywords = self.keywords[index]
             if keywords is not None:
-                if text is None:
-                    text = normalise(facts.text)
+                if normalised is None:
+                    normalised = normalise(text)
                 for keyword in keywords:
-                    if keyword in text:
+                    if keyword in normalised:
                         break
                 else:
                     continue

@@ -17,6 +17,7 @@ from routing_rules import (
     Urgency,
     default_rule_set_path,
     evaluate,
+    evaluate_fields,
     load_rule_set,
 )
 from routing_rules.evaluate import _ROUTERS, _Router, evaluate_uncached
@@ -69,6 +70,13 @@ def outcome(rule_set: RuleSet, facts: PetitionFacts, *, cached: bool) -> object:
     return decision
 
 
+def outcome_of_fields(rule_set: RuleSet, facts: PetitionFacts) -> object:
+    try:
+        return evaluate_fields(rule_set, **facts.model_dump())
+    except Exception as error:  # noqa: BLE001 - the error is part of the outcome compared
+        return (type(error), str(error))
+
+
 @SETTINGS
 @given(petitions)
 def test_memoised_evaluate_equals_the_plain_walk_on_the_default_rules(facts: PetitionFacts) -> None:
@@ -76,6 +84,7 @@ def test_memoised_evaluate_equals_the_plain_walk_on_the_default_rules(facts: Pet
 
     assert outcome(RULES, facts, cached=True) == expected
     assert outcome(RULES, facts, cached=True) == expected  # and again, now from the memo
+    assert outcome_of_fields(RULES, facts) == expected
 
 
 @SETTINGS
@@ -84,7 +93,9 @@ def test_memoised_evaluate_equals_the_plain_walk_whatever_came_before(
     rule_set: RuleSet, seen: list[PetitionFacts]
 ) -> None:
     for facts in seen + seen[::-1]:
-        assert outcome(rule_set, facts, cached=True) == outcome(rule_set, facts, cached=False)
+        expected = outcome(rule_set, facts, cached=False)
+        assert outcome(rule_set, facts, cached=True) == expected
+        assert outcome_of_fields(rule_set, facts) == expected
 
 
 def test_the_same_category_urgency_and_unit_still_route_by_the_text() -> None:
