@@ -59,6 +59,7 @@ CLOCK_SKEW = timedelta(minutes=5)
 NUMBER_ATTEMPTS = 8
 TRANSFERS_BEFORE_SUPERVISION = 3  # returned or referred this often: escalated (12345 practice)
 TIMER_ACTOR = "sla-timer"
+TOWNSHIP_MEMO_LIMIT = 100_000  # households whose township is kept
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class CaseService(Application[UUID]):
     def __init__(self, *, rules: RuleSet, clock: Clock, env: Mapping[str, str]) -> None:
         self.rules = rules
         self.clock = clock
+        self._townships: dict[str, str | None] = {}  # household unit -> its township
         super().__init__(env=dict(env))
         self._filings: GroupCommit[_Filing, Filed] = GroupCommit(
             self._save_filings, self._save_filing, _Filing.filed
@@ -215,8 +217,7 @@ class CaseService(Application[UUID]):
             unit=cmd.household_unit,
         )
         deadlines = deadlines_for(self.rules, decision.handler_level, cmd.urgency, now)
-        township = self.rules.jurisdiction.ancestor_at(cmd.household_unit, Level.TOWNSHIP)
-        dispatcher = township.code if township is not None else decision.handler
+        dispatcher = self._township(cmd.household_unit) or decision.handler
         number = case_number(case_id, now, attempt)
         case = Case.file(
             case_id=case_id,
@@ -246,6 +247,18 @@ class CaseService(Application[UUID]):
             resolve_due=deadlines.resolve_due,
         )
         return case, CaseNumber.reserve(number, case_id, now)
+
+    def _township(self, household: str) -> str | None:
+        """The township above a (checked) household unit, or None; kept per household,
+        as the rule set never changes under a service."""
+        try:
+            return self._townships[household]
+        except KeyError:
+            township = self.rules.jurisdiction.ancestor_at(household, Level.TOWNSHIP)
+            code = township.code if township is not None else None
+            if len(self._townships) < TOWNSHIP_MEMO_LIMIT:
+                self._townships[household] = code
+            return code
 
     def _existing_filing(self, case_id: UUID, fingerprint: str) -> Filed | None:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 import orjson
 from eventsourcing.domain import BaseAggregate
@@ -16,7 +16,15 @@ from bench.workload import petitions
 from engine.case import Case
 from engine.clock import FakeClock
 from engine.events import CaseEvent, CaseRouted, PetitionFiled
-from engine.numbering import ALPHABET, LOCAL_TZ, CaseNumber, CaseNumbered, case_number
+from engine.numbering import (
+    ALPHABET,
+    LOCAL_TZ,
+    NUMBER_NAMESPACE,
+    CaseNumber,
+    CaseNumbered,
+    case_number,
+    number_index_id,
+)
 from engine.persistence import OrjsonTranscoder, PydanticMapper
 from engine.service import CaseService
 from engine.values import Reporter
@@ -149,3 +157,10 @@ def test_stored_json_is_the_bytes_of_orjson_over_model_dump(
 
         assert stored.state == orjson.dumps(dumped)
         assert mapper.to_domain_event(stored) == event
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=20) | st.from_regex(r"[0-9]{6}-[0-9A-Z]{5}", fullmatch=True))
+def test_number_index_ids_are_uuid5_of_the_number(number: str) -> None:
+    assert number_index_id(number) == uuid5(NUMBER_NAMESPACE, number)
+    assert number_index_id(number).version == 5
