@@ -51,6 +51,7 @@ from routing_rules import (
     RuleSet,
     RuleSetError,
     deadlines_for,
+    due_times,
     evaluate_fields,
 )
 
@@ -216,7 +217,7 @@ class CaseService(Application[UUID]):
             text=f"{cmd.title}\n{cmd.description}",
             unit=cmd.household_unit,
         )
-        deadlines = deadlines_for(self.rules, decision.handler_level, cmd.urgency, now)
+        respond_due, resolve_due = due_times(self.rules, decision.handler_level, cmd.urgency, now)
         dispatcher = self._township(cmd.household_unit) or decision.handler
         number = case_number(case_id, now, attempt)
         case = Case.file(
@@ -243,8 +244,8 @@ class CaseService(Application[UUID]):
             co_handlers=decision.co_handlers,
             ladder=decision.ladder,
             dispatcher=dispatcher,
-            respond_due=deadlines.respond_due,
-            resolve_due=deadlines.resolve_due,
+            respond_due=respond_due,
+            resolve_due=resolve_due,
         )
         return case, CaseNumber.reserve(number, case_id, now)
 
