@@ -277,9 +277,16 @@ def check_conditions(
     return results
 
 
+# Full-width ASCII (U+FF01-FF5E) and the ideographic space: each one's NFKC decomposition is
+# the one plain ASCII character it maps to here, a starter like itself, so mapping them first
+# leaves NFKC's result unchanged, while Chinese text with full-width punctuation then passes
+# NFKC's quick check instead of being decomposed and recomposed (twice as fast).
+_WIDE = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
+
+
 def normalise(text: str) -> str:
     """Keyword matching ignores case and full-width / half-width differences."""
-    return unicodedata.normalize("NFKC", text).casefold()
+    return unicodedata.normalize("NFKC", text.translate(_WIDE)).casefold()
 
 
 @functools.lru_cache(maxsize=4096)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import unicodedata
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,7 +21,7 @@ from routing_rules import (
     evaluate_fields,
     load_rule_set,
 )
-from routing_rules.evaluate import _ROUTERS, _Router, evaluate_uncached
+from routing_rules.evaluate import _ROUTERS, _WIDE, _Router, evaluate_uncached, normalise
 from tests.routing_rules.helpers import GROUP, VILLAGE
 
 RULES = load_rule_set(default_rule_set_path())
@@ -138,3 +139,19 @@ def test_a_full_memo_starts_over_and_still_decides_the_same(seen: list[PetitionF
             assert outcome(built, facts, cached=True) == outcome(built, facts, cached=False)
     finally:
         _Router.memo_limit = limit
+
+
+def test_the_wide_characters_mapped_first_are_exactly_their_nfkc() -> None:
+    for code, plain in _WIDE.items():
+        assert unicodedata.normalize("NFKC", chr(code)) == chr(plain)
+        assert unicodedata.decomposition(chr(code)).startswith("<wide>")
+        assert unicodedata.combining(chr(code)) == unicodedata.combining(chr(plain)) == 0
+
+
+wide_or_combining = st.sampled_from([chr(c) for c in _WIDE] + ["\u0301", "\u0308", "\u3099", "ｶ"])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.text(max_size=4) | wide_or_combining, max_size=12).map("".join))
+def test_normalise_is_nfkc_then_casefold(text: str) -> None:
+    assert normalise(text) == unicodedata.normalize("NFKC", text).casefold()
