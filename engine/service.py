@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -177,7 +177,18 @@ class CaseService(Application[UUID]):
 
     def _save_filings(self, filings: Sequence[_Filing]) -> None:
         with _store_errors(filings[0].case_id):
-            self.save(*(agg for f in filings for agg in (f.case, f.index)))
+            self._record_new(agg for f in filings for agg in (f.case, f.index))
+
+    def _record_new(self, aggregates: Iterable[Case | CaseNumber]) -> None:
+        """Record the pending events of new cases and number indexes in one transaction.
+
+        What `save()` records, through the same mapper and recorder, without what only
+        subscribers would read: the Recording objects `save()` hands to `_notify`, which
+        CaseService does not override, and the repository cache, which it does not use
+        (tests/engine/test_filing_fast_paths.py pins both). A tenth of a filing's CPU.
+        """
+        events = [event for aggregate in aggregates for event in aggregate.collect_events()]
+        self.recorder.insert_events([self.mapper.to_stored_event(e) for e in events])
 
     def _save_filing(self, filing: _Filing) -> Filed:
         case, index = filing.case, filing.index
@@ -188,7 +199,7 @@ class CaseService(Application[UUID]):
                 )
             try:
                 with _store_errors(filing.case_id):
-                    self.save(case, index)
+                    self._record_new((case, index))
             except VersionConflict:
                 if filing.keyed:
                     existing = self._existing_filing(filing.case_id, filing.fingerprint)

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID, uuid4, uuid5
 
 import orjson
+from eventsourcing.application import Application
 from eventsourcing.domain import BaseAggregate
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -164,3 +165,10 @@ def test_stored_json_is_the_bytes_of_orjson_over_model_dump(
 def test_number_index_ids_are_uuid5_of_the_number(number: str) -> None:
     assert number_index_id(number) == uuid5(NUMBER_NAMESPACE, number)
     assert number_index_id(number).version == 5
+
+
+def test_filings_skip_only_what_this_application_does_not_use(service: CaseService) -> None:
+    # _record_new records filings without save()'s Recording objects (handed to _notify)
+    # and repository cache: if either comes into use, filings must go through save().
+    assert CaseService._notify is Application._notify
+    assert service.repository.cache is None
