@@ -1,10 +1,10 @@
 """Group commit: concurrent filings share one transaction.
 
 One petition per transaction caps near 500-900/s on PostgreSQL here, because
-each commit waits for its own fsync. When several callers file at once, the
-first to arrive becomes the leader and saves everything queued so far in one
-transaction; the others wait for their result. Alone, a caller saves just its
-own filing, directly (no queue, no Future), so a lone filing pays no extra latency.
+each commit waits for its own fsync. A caller that finds nobody saving becomes
+the leader: it saves its own filing at once (no queue, no Future, so a lone
+filing pays no extra latency), then everything the others queued meanwhile, in
+shared transactions of up to `max_batch`; the others wait for their result.
 
 If the shared transaction fails on a conflict (an idempotency key or a case
 number already taken), the leader saves each filing on its own, so a conflict
