@@ -6,7 +6,8 @@ For each store, in the same run and on the same kind of store:
    aggregate (one created event, a short string) per `save()`, single caller;
 2. filing (validate + route + due times + number), one petition per transaction, single
    caller. The ratio 2/1 is the figure; target >= 0.5. Steps 1 and 2 are interleaved in
-   rounds so that a noisy neighbour on the machine slows both alike;
+   short rounds (ROUND_SIZE saves each, ABBA order) so that a noisy neighbour on the
+   machine slows both alike;
 3. filing with CALLERS concurrent callers of one CaseService (group commit shares
    transactions); target >= 1,000 petitions/s on PostgreSQL. The average batch that
    group commit reached is read from the service;
@@ -20,7 +21,9 @@ For each store, in the same run and on the same kind of store:
 
 Every loop stops at its count or its time limit, whichever comes first.
 
-    python -m bench.filing [--quick]
+    python -m bench.filing [--quick] [--store sqlite|postgres] [--single-only] [--no-http]
+
+`--store sqlite --single-only` is the quick check of the single-caller ratio on SQLite.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ Row = dict[str, object]
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 CALLERS = 32
-ROUNDS = 4  # single-caller bare/filing interleaving
+ROUND_SIZE = 50  # single-caller bare/filing interleaving: saves of each per round
 PG_TARGET = 1000.0
 EVENTS_PER_FILING = 3
 AGGREGATES_PER_FILING = 2
@@ -72,8 +75,9 @@ How to read the filing figures:
   aggregate per save. "1 per transaction" compares petitions/s with saves/s (transactions).
   The concurrent row compares petitions/s with the bare batched append's aggregates/s at
   the same aggregates per transaction; the events/s row below it compares stored events.
-- Bare append and filing (1 per transaction) run interleaved in rounds, so a noisy
-  neighbour slows both alike; every measurement is bounded by a count and a time limit.
+- Bare append and filing (1 per transaction) run interleaved in short rounds (50 saves
+  each, ABBA order), so a noisy neighbour slows both alike; every measurement is bounded
+  by a count and a time limit.
 - HTTP: uvicorn (uvloop, httptools) runs `api.app:create_app` in its own process on the
   store just measured; the load comes from bench/http_load.py (raw asyncio keep-alive
   connections; httpx's AsyncClient capped near 250 requests/s here and would have
@@ -204,7 +208,9 @@ class Store:
     server_env: dict[str, str]  # LIANHU_* settings for the HTTP server (the filing store)
 
 
-def measure(store: Store, rules: RuleSet, sizes: Sizes, http: bool) -> list[Row]:
+def measure(
+    store: Store, rules: RuleSet, sizes: Sizes, http: bool, single_only: bool = False
+) -> list[Row]:
     name = store.name
     rows: list[Row] = []
     cmds = commands(rules, sizes.single + sizes.many + 2 * sizes.warmup + sizes.http_warmup)
@@ -221,15 +227,19 @@ def measure(store: Store, rules: RuleSet, sizes: Sizes, http: bool) -> list[Row]
             return 1
 
         # 1 + 2: single caller, one per transaction, interleaved in rounds
-        log(f"{name}: bare append vs filing, 1 per transaction, 1 caller, {ROUNDS} rounds")
+        rounds = max(1, sizes.single // ROUND_SIZE)
+        log(f"{name}: bare append vs filing, 1 per transaction, 1 caller, {rounds} rounds")
         run_single(sizes.warmup, sizes.seconds, save_note, -sizes.warmup, Tally())
         run_single(sizes.warmup, sizes.seconds, file_one, 0, Tally())
         bare_one, filing_one = Tally(), Tally()
         i_bare, i_file = 0, sizes.warmup
-        per_round, round_seconds = sizes.single // ROUNDS, sizes.seconds / ROUNDS
-        for _ in range(ROUNDS):
-            i_bare = run_single(per_round, round_seconds, save_note, i_bare, bare_one)
+        per_round, round_seconds = sizes.single // rounds, sizes.seconds / rounds
+        for r in range(rounds):  # short rounds, in ABBA order, so noise hits both alike
+            if r % 2 == 0:
+                i_bare = run_single(per_round, round_seconds, save_note, i_bare, bare_one)
             i_file = run_single(per_round, round_seconds, file_one, i_file, filing_one)
+            if r % 2 == 1:
+                i_bare = run_single(per_round, round_seconds, save_note, i_bare, bare_one)
         ratio = filing_one.rate / bare_one.rate
         log(
             f"{name}:   bare append {bare_one.rate:,.0f}/s ({bare_one.units} saves), "
@@ -247,6 +257,8 @@ def measure(store: Store, rules: RuleSet, sizes: Sizes, http: bool) -> list[Row]
                 ratio >= 0.5,
             )
         )
+        if single_only:
+            return rows
 
         # 3: concurrent callers of the service; group commit batches them
         log(f"{name}: filing, {CALLERS} concurrent callers (group commit)")
@@ -524,8 +536,15 @@ def postgres_version(server: PostgresServer) -> str:
     return str(found[0]) if found else "?"
 
 
-def main(quick: bool = False, http: bool = True) -> list[Row]:
+def main(
+    quick: bool = False,
+    http: bool = True,
+    stores: tuple[str, ...] = ("sqlite", "postgres"),
+    single_only: bool = False,
+) -> list[Row]:
+    """The rows for `stores`; `single_only` measures only the single-caller ratio."""
     sizes = QUICK if quick else FULL
+    http = http and not single_only
     impl = psycopg.pq.__impl__
     log(f"psycopg {psycopg.__version__}, libpq implementation: {impl!r}")
     if impl != "binary":
@@ -541,7 +560,10 @@ def main(quick: bool = False, http: bool = True) -> list[Row]:
             return sqlite_env(str(d / name / "lianhu.db"))
 
         sqlite = Store("sqlite", sqlite_store, {"LIANHU_DATA_DIR": str(d / "filing")})
-        rows += measure(sqlite, rules, sizes, http)
+        if "sqlite" in stores:
+            rows += measure(sqlite, rules, sizes, http, single_only)
+    if "postgres" not in stores:
+        return rows
     log("starting a throwaway PostgreSQL")
     with PostgresServer() as server:
         log(f"PostgreSQL {postgres_version(server)} on {HOST}:{server.port}")
@@ -553,7 +575,7 @@ def main(quick: bool = False, http: bool = True) -> list[Row]:
                 "LIANHU_POSTGRES_POOL_SIZE": "20",
             },
         )
-        rows += measure(postgres, rules, sizes, http)
+        rows += measure(postgres, rules, sizes, http, single_only)
     return rows
 
 
@@ -561,7 +583,24 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Filing rate vs bare eventsourcing append.")
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
     parser.add_argument("--no-http", action="store_true", help="skip the HTTP measurements")
+    parser.add_argument(
+        "--store",
+        action="append",
+        choices=("sqlite", "postgres"),
+        help="measure only this store (repeatable; default: both)",
+    )
+    parser.add_argument(
+        "--single-only",
+        action="store_true",
+        help="only the single-caller filing vs bare append ratio (no concurrency, no HTTP)",
+    )
     args = parser.parse_args()
     from bench.__main__ import table
 
-    print(table(main(quick=args.quick, http=not args.no_http)))
+    rows = main(
+        quick=args.quick,
+        http=not args.no_http,
+        stores=tuple(args.store or ("sqlite", "postgres")),
+        single_only=args.single_only,
+    )
+    print(table(rows))

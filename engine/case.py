@@ -32,6 +32,7 @@ from engine.events import (
     SatisfactionRated,
     SlaBreached,
     SlaWarned,
+    started,
 )
 from engine.values import (
     OPEN_STATUSES,
@@ -111,8 +112,14 @@ class Case(BaseAggregate[UUID]):
 
     @classmethod
     def file(cls, *, case_id: UUID, at: datetime, **facts: Any) -> Case:
-        case = cls._create(PetitionFiled, id=case_id, timestamp=at, **facts)
-        return case
+        filed = PetitionFiled(
+            originator_id=case_id,
+            originator_version=cls.INITIAL_VERSION,
+            timestamp=at,
+            originator_topic=cls.TOPIC,
+            **facts,
+        )
+        return started(cls, filed)
 
     # -- guards -----------------------------------------------------------------------------
 
@@ -435,4 +442,10 @@ class Case(BaseAggregate[UUID]):
     def _trigger(self, event_class: type[CaseEvent], at: datetime, **data: Any) -> None:
         if at < self.modified_on:
             at = self.modified_on  # keep the log monotonic per case even if clocks step back
-        self.trigger_event(event_class, timestamp=at, **data)
+        # the library's trigger_event, without its per-call checks that the event class
+        # is registered (CaseEvent registers every topic when the class is defined)
+        event = event_class(
+            originator_id=self.id, originator_version=self.version + 1, timestamp=at, **data
+        )
+        event.mutate(self)
+        self.pending_events.append(event)

@@ -1,10 +1,10 @@
 """Group commit: concurrent filings share one transaction.
 
 One petition per transaction caps near 500-900/s on PostgreSQL here, because
-each commit waits for its own fsync. When several callers file at once, the
-first to arrive becomes the leader and saves everything queued so far in one
-transaction; the others wait for their result. Alone, a caller saves just its
-own filing, so a lone filing pays no extra latency.
+each commit waits for its own fsync. A caller that finds nobody saving becomes
+the leader: it saves its own filing at once (no queue, no Future, so a lone
+filing pays no extra latency), then everything the others queued meanwhile, in
+shared transactions of up to `max_batch`; the others wait for their result.
 
 If the shared transaction fails on a conflict (an idempotency key or a case
 number already taken), the leader saves each filing on its own, so a conflict
@@ -46,15 +46,23 @@ class GroupCommit(Generic[T, R]):
         self.items = 0
 
     def submit(self, item: T) -> R:
-        future: Future[R] = Future()
         with self._lock:
-            self._queue.append((item, future))
-            lead = not self._leader_active
-            if lead:
-                self._leader_active = True
-        if lead:
+            alone = not self._leader_active
+            if alone:
+                self._leader_active = True  # nobody is saving and nothing is queued
+            else:
+                future: Future[R] = Future()
+                self._queue.append((item, future))
+        if not alone:
+            return future.result()
+        # The lone caller saves its own item at once, with no Future to hand it over;
+        # whatever others queue meanwhile, it then saves as leader, as before.
+        try:
+            self.batches += 1
+            self.items += 1
+            return self._save_one(item)
+        finally:
             self._lead()
-        return future.result()
 
     def _lead(self) -> None:
         while True:

@@ -12,12 +12,26 @@ from routing_rules.errors import (
     UnknownCategory,
     UnknownUnit,
 )
-from routing_rules.evaluate import Decision, PetitionFacts, evaluate, resolve_target
+from routing_rules.evaluate import (
+    Decision,
+    PetitionFacts,
+    evaluate,
+    evaluate_fields,
+    resolve_target,
+)
 from routing_rules.explain import Explanation, RouteCheck, explain
 from routing_rules.lint import Finding, lint
 from routing_rules.model import Category, Route, Urgency, When
 from routing_rules.ruleset import RuleSet, default_rule_set_path, load_rule_set
-from routing_rules.sla import Deadlines, SlaEntry, SlaTable, Window, deadlines_for, due_time
+from routing_rules.sla import (
+    Deadlines,
+    SlaEntry,
+    SlaTable,
+    Window,
+    deadlines_for,
+    due_time,
+    due_times,
+)
 from routing_rules.units import Jurisdiction, Level, Unit, level_of_code
 
 __all__ = [
@@ -50,7 +64,9 @@ __all__ = [
     "deadlines_for",
     "default_rule_set_path",
     "due_time",
+    "due_times",
     "evaluate",
+    "evaluate_fields",
     "explain",
     "level_of_code",
     "lint",

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from routing_rules.errors import CalendarNotCovered
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
+AFTER_MEMO_LIMIT = 100_000  # memoised (day, n) answers kept; a full memo starts over
 
 
 class _Entry(BaseModel):
@@ -80,6 +81,7 @@ class WorkCalendar:
         self.timezone = ZoneInfo(timezone)
         self.fallback: Fallback = fallback
         self._memo: dict[date, bool] = {}
+        self._after: dict[tuple[date, int], date] = {}  # (day, n) -> n-th working day after
         self._overrides = {o.date: o.kind == "workday" for o in overrides}
         self._years = {y.year: y for y in years}
         self._package_years = package_years()
@@ -120,14 +122,24 @@ class WorkCalendar:
         if days == 0:
             return start
         local = start.astimezone(self.timezone)
-        day = local.date()
+        key = (local.date(), days)
+        day = self._after.get(key)
+        if day is None:  # the date arithmetic depends on the date alone: memoised
+            day = self._working_day_after(*key)
+            if len(self._after) >= AFTER_MEMO_LIMIT:
+                self._after.clear()
+            self._after[key] = day
+        due = datetime.combine(day, local.time(), tzinfo=self.timezone)
+        return due.astimezone(start.tzinfo)
+
+    def _working_day_after(self, day: date, days: int) -> date:
+        """The `days`-th working day after `day`; raises CalendarNotCovered on the way."""
         remaining = days
         while remaining:
             day += timedelta(days=1)
             if self.is_workday(day):
                 remaining -= 1
-        due = datetime.combine(day, local.time(), tzinfo=self.timezone)
-        return due.astimezone(start.tzinfo)
+        return day
 
     def _describe_coverage(self) -> str:
         parts = [

@@ -81,8 +81,16 @@ def due_time(window: Window, start: datetime, calendar: WorkCalendar) -> datetim
 
 def deadlines_for(rule_set: RuleSet, level: Level, urgency: Urgency, start: datetime) -> Deadlines:
     """Respond and resolve due times for a case assigned at `level` at `start`."""
+    respond_due, resolve_due = due_times(rule_set, level, urgency, start)
+    return Deadlines(respond_due=respond_due, resolve_due=resolve_due)
+
+
+def due_times(
+    rule_set: RuleSet, level: Level, urgency: Urgency, start: datetime
+) -> tuple[datetime, datetime]:
+    """(respond_due, resolve_due) of `deadlines_for`, without the model (for the filing)."""
     entry = rule_set.sla.entry(level, urgency)
-    return Deadlines(
-        respond_due=due_time(entry.respond, start, rule_set.calendar),
-        resolve_due=due_time(entry.resolve, start, rule_set.calendar),
+    return (
+        due_time(entry.respond, start, rule_set.calendar),
+        due_time(entry.resolve, start, rule_set.calendar),
     )

@@ -193,3 +193,25 @@ def test_local_time_of_day_is_kept_at_midnight() -> None:
     start = datetime.combine(date(2026, 9, 30), time(0, 0), tzinfo=SHANGHAI)
 
     assert CALENDAR.add_working_days(start, 1) == local(2026, 10, 8, 0, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    starts=st.lists(
+        st.datetimes(min_value=datetime(2004, 1, 2), max_value=datetime(2026, 10, 31),
+                     timezones=st.sampled_from([UTC, SHANGHAI, ZoneInfo("America/New_York")])),
+        min_size=1, max_size=20),
+    days=st.integers(min_value=1, max_value=30),
+)  # fmt: skip
+def test_memoised_working_days_equal_a_fresh_count(starts: list[datetime], days: int) -> None:
+    shared = WorkCalendar()
+    for start in starts + [s + timedelta(hours=h) for s in starts for h in (1, 7, 23)]:
+        assert shared.add_working_days(start, days) == WorkCalendar().add_working_days(start, days)
+
+
+def test_an_uncovered_year_is_refused_every_time_not_just_the_first() -> None:
+    calendar = WorkCalendar()
+    start = local(max(calendar.covered_years) + 1, 3, 2, 9)
+    for _ in range(2):
+        with pytest.raises(CalendarNotCovered):
+            calendar.add_working_days(start, 3)

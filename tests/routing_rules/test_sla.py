@@ -21,10 +21,14 @@ from routing_rules import (
     Window,
     WorkCalendar,
     deadlines_for,
+    default_rule_set_path,
     due_time,
+    due_times,
+    load_rule_set,
 )
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+RULES = load_rule_set(default_rule_set_path())
 
 
 @settings(max_examples=200, deadline=None)
@@ -93,3 +97,17 @@ def test_windows_must_be_positive_hours_or_working_days() -> None:
 def test_a_naive_start_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         due_time(Window(amount=1, unit="hours"), datetime(2026, 3, 2), WorkCalendar())
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.sampled_from([lv for lv in Level if (lv, Urgency.NORMAL) in RULES.sla]),
+    st.sampled_from(list(Urgency)),
+    st.datetimes(datetime(2004, 1, 2), datetime(2026, 10, 31), timezones=st.just(UTC)),
+)
+def test_due_times_are_the_deadlines_without_the_model(
+    level: Level, urgency: Urgency, start: datetime
+) -> None:
+    deadlines = deadlines_for(RULES, level, urgency, start)
+
+    assert due_times(RULES, level, urgency, start) == (deadlines.respond_due, deadlines.resolve_due)
