@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4, uuid5
 
@@ -14,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.workload import petitions
+from engine import commands as c
 from engine.case import Case
 from engine.clock import FakeClock
 from engine.events import CaseEvent, CaseRouted, PetitionFiled
@@ -26,10 +28,10 @@ from engine.numbering import (
     case_number,
     number_index_id,
 )
-from engine.persistence import OrjsonTranscoder, PydanticMapper
+from engine.persistence import OrjsonTranscoder, PydanticMapper, sqlite_env
 from engine.service import CaseService
 from engine.values import Reporter
-from routing_rules import Level, RuleSet, Urgency
+from routing_rules import Level, RuleSet, Urgency, default_rule_set_path, load_rule_set
 
 
 def state(aggregate: BaseAggregate[Any]) -> dict[str, Any]:
@@ -172,3 +174,25 @@ def test_filings_skip_only_what_this_application_does_not_use(service: CaseServi
     # and repository cache: if either comes into use, filings must go through save().
     assert CaseService._notify is Application._notify
     assert service.repository.cache is None
+
+
+def test_with_the_aggregate_cache_on_filings_go_through_save(tmp_path: Path) -> None:
+    rules = load_rule_set(default_rule_set_path())
+    env = sqlite_env(str(tmp_path / "cached.db")) | {"AGGREGATE_CACHE_MAXSIZE": "100"}
+    cached = CaseService(rules=rules, clock=FakeClock(), env=env)
+    try:
+        assert cached.repository.cache is not None
+        filed = cached.file_petition(
+            c.FilePetition(
+                household_unit="510123001001-01-01",
+                category="neighbour_dispute",
+                title="噪音",
+                description="楼上邻居深夜装修，影响休息。",
+            )
+        )
+        assert cached.get_case(filed.case_id).number == filed.number
+        assert cached.repository.cache.get(filed.case_id).version == filed.version
+        cached.accept_case(filed.case_id, c.AcceptCase(unit="510123001001-01-01", actor="leader"))
+        assert cached.get_case(filed.case_id).version == filed.version + 1
+    finally:
+        cached.close()
