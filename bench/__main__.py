@@ -133,24 +133,48 @@ def module_notes(module: str) -> str:
 
 
 def write_results(sections: list[tuple[str, str, str, list[Row]]], quick: bool) -> None:
+    """Write RESULTS.md: the sections run now replace theirs; the others are kept as they
+    were, each with the date of the run that produced it."""
     when = datetime.now(tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    run = f"`python -m bench{' --quick' if quick else ''}` on {when}"
+    fresh = {}
+    for module, what, issue, rows in sections:
+        part = [f"## {module} ({issue}): {what}", "", f"Run: {run}.", "", table(rows), ""]
+        notes = module_notes(module)
+        if notes:
+            part += [notes.strip(), ""]
+        fresh[module] = "\n".join(part)
+    kept = previous_sections()
+    order = [m for m, _, _ in SUITE]
+    body = [fresh.get(m) or kept.get(m) for m in order]
     parts = [
         "# Benchmark results",
         "",
-        f"Produced by `make bench`{' --quick' if quick else ''} (`python -m bench`) on {when};",
-        f"machine: {machine()}.",
+        "Produced by `make bench` (`python -m bench`; `--only MODULE` reruns one section and",
+        f"keeps the others); machine: {machine()}.",
         "",
         "Each figure stands beside a baseline measured in the same run on the same store;",
         "`ratio` = value / baseline_value, and targets are stated as the issue sets them.",
         "The machine is shared and noisy: compare ratios, not absolute rates.",
         "",
+        *(b for b in body if b),
     ]
-    for module, what, issue, rows in sections:
-        parts += [f"## {module} ({issue}): {what}", "", table(rows), ""]
-        notes = module_notes(module)
-        if notes:
-            parts += [notes.strip(), ""]
     RESULTS.write_text("\n".join(parts), encoding="utf-8")
+
+
+def previous_sections() -> dict[str, str]:
+    """The sections of the current RESULTS.md, by module name."""
+    if not RESULTS.exists():
+        return {}
+    out: dict[str, str] = {}
+    current: str | None = None
+    for line in RESULTS.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            current = line[3:].split(" ", 1)[0]
+            out[current] = ""
+        if current is not None:
+            out[current] += line + "\n"
+    return out
 
 
 def main() -> None:
