@@ -25,6 +25,17 @@ from bench.filing import Bare, Note, Row, row
 from engine.persistence import sqlite_env
 from engine.sim.run import Scenario, designs, play
 
+NOTES = """How to read the simulation figures:
+
+- The demo row is the wall time of `lianhu demo --weeks 4` as a user runs it: two designs
+  (relay chain, lianhu), each in its own process on a memory-backed scratch store,
+  including start-up, the simulated play with its SLA timer, and the projections' catch-up.
+- The play row counts every event the engine recorded (filings, actions, the timer's lights
+  and escalations) per second of play. A simulation reads a case before each action and
+  fires the timer between actions, so it records far fewer events per second than a bare
+  append loop; the ratio says what the simulated people and timer cost, not the store.
+"""
+
 
 def log(message: str) -> None:
     print(f"[simulation] {message}", file=sys.stderr, flush=True)
