@@ -25,9 +25,8 @@ sums and means are exact (durations are whole milliseconds).
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from engine.viewstore import ViewCursor
@@ -82,51 +81,54 @@ def bucket_value(bucket: int) -> float:
     return 2 * GAMMA ** (bucket - 1) / (GAMMA + 1)
 
 
-@dataclass(frozen=True)
-class Fact:
-    kind: str
-    case_id: str
-    at: float
-    recorded: float
-    unit: str
-    area: str
-    level: str
-    category: str
-    urgency: str
-    depth: int = 0
-    bucket: int = NO_BUCKET
-    n: int = 1
-    value: int = 0
-    flag: int = 0
-
-    def cancelled(self, recorded: float) -> Fact:
-        """The negative copy that withdraws this fact from `recorded` on."""
-        return replace(self, recorded=recorded, n=-self.n, value=-self.value, flag=-self.flag)
-
-    def row(self) -> tuple[Any, ...]:
-        return (
-            self.kind, self.case_id, self.at, self.recorded, week_of(self.at),
-            week_of(self.recorded), self.unit, self.area, self.level, self.category,
-            self.urgency, self.depth, self.bucket, self.n, self.value, self.flag,
-        )  # fmt: skip
+FactRow = tuple[Any, ...]
+"""A fact as a row of the facts table: (kind, case_id, at, recorded, at_week, rec_week,
+unit, area, level, category, urgency, depth, bucket, n, value, flag)."""
+KIND, CASE_ID, AT, RECORDED, AT_WEEK, REC_WEEK, UNIT, AREA = range(8)
+LEVEL, CATEGORY, URGENCY, DEPTH, BUCKET, N, VALUE, FLAG = range(8, 16)
 
 
-def fact_from(data: dict[str, Any]) -> Fact:
-    return Fact(**data)
+def fact(
+    kind: str, case_id: str, t: float, unit: str, area: str, level: str, category: str,
+    urgency: str, *, depth: int = 0, bucket: int = NO_BUCKET, n: int = 1, value: int = 0,
+    flag: int = 0,
+) -> FactRow:  # fmt: skip
+    """A fact about moment `t`, recorded at `t`."""
+    w = week_of(t)
+    return (kind, case_id, t, t, w, w, unit, area, level, category, urgency, depth, bucket,
+            n, value, flag)  # fmt: skip
 
 
-def write_facts(cur: ViewCursor, facts_table: str, rollup_table: str, facts: list[Fact]) -> None:
+def cancelled(f: Sequence[Any], recorded: float) -> FactRow:
+    """The negative copy that withdraws fact `f` from `recorded` on."""
+    return (*f[:3], recorded, f[4], week_of(recorded), *f[6:13], -f[13], -f[14], -f[15])
+
+
+def legacy_fact(f: Any) -> FactRow | None:
+    """A fact as states stored it before facts were tuples (a dict of the fields), or as is."""
+    if not isinstance(f, dict):
+        return None if f is None else tuple(f)
+    return (
+        f["kind"], f["case_id"], f["at"], f["recorded"], week_of(f["at"]),
+        week_of(f["recorded"]), f["unit"], f["area"], f["level"], f["category"],
+        f["urgency"], f["depth"], f["bucket"], f["n"], f["value"], f["flag"],
+    )  # fmt: skip
+
+
+def write_facts(cur: ViewCursor, facts_table: str, rollup_table: str, facts: list[FactRow]) -> None:
     if not facts:
         return
-    rows = [f.row() for f in facts]
-    cur.executemany(f"INSERT INTO {facts_table} VALUES ({', '.join('?' * 16)})", rows)
-    sums: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for r in rows:
+    cur.executemany(f"INSERT INTO {facts_table} VALUES ({', '.join('?' * 16)})", facts)
+    sums: dict[tuple[Any, ...], list[int]] = {}
+    for r in facts:
         key = (r[0], r[4], r[5], r[7], r[8], r[9], r[10], r[11], r[12])
-        s = sums[key]
-        s[0] += r[13]
-        s[1] += r[14]
-        s[2] += r[15]
+        s = sums.get(key)
+        if s is None:
+            sums[key] = [r[13], r[14], r[15]]
+        else:
+            s[0] += r[13]
+            s[1] += r[14]
+            s[2] += r[15]
     t = rollup_table
     cur.executemany(
         f"INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -334,11 +336,11 @@ class FactModel(FoldModel[S]):
     """A fold whose effects are facts: a JSON state per case, a facts table and its roll-up.
 
     Subclasses give `prefix` (their tables are `<prefix>_state`, `_facts`, `_rollup`),
-    `state_type` (with a `decode` classmethod), the `kinds` they answer, and `evolve`.
+    `decode` (a stored JSON state, an array, back to the state tuple), the `kinds` they
+    answer, and `evolve`.
     """
 
     prefix: ClassVar[str]
-    state_type: ClassVar[Any]
     kinds: ClassVar[tuple[str, ...]] = ()
     extra_tables: ClassVar[dict[str, str]] = {}
 
@@ -355,17 +357,22 @@ class FactModel(FoldModel[S]):
         cls.indexes = fact_indexes(f"{p}_facts", f"{p}_rollup")
 
     def load_states(self, cur: ViewCursor, keys: Sequence[str]) -> dict[str, S]:
-        return load_json_states(cur, self.t(f"{self.prefix}_state"), keys, self.state_type.decode)
+        return load_json_states(cur, self.t(f"{self.prefix}_state"), keys, self.decode)
+
+    @staticmethod
+    def decode(data: Any) -> Any:
+        raise NotImplementedError
 
     def save_states(self, cur: ViewCursor, states: dict[str, S]) -> None:
         save_json_states(cur, self.t(f"{self.prefix}_state"), states)
 
     def write(self, cur: ViewCursor, effects: list[Any]) -> None:
+        """Write the facts among `effects` (plain tuples; other effects are NamedTuples)."""
         write_facts(
             cur,
             self.t(f"{self.prefix}_facts"),
             self.t(f"{self.prefix}_rollup"),
-            [e for e in effects if isinstance(e, Fact)],
+            [e for e in effects if type(e) is tuple],
         )
 
     def query(

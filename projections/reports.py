@@ -93,7 +93,7 @@ def chain(p: Projections, case_id: str, as_of: float | None = None) -> list[dict
     with p.views.reading() as cur:
         model = p.model("distortion", cur)
         assert isinstance(model, Distortion)
-        return [link.__dict__.copy() for link in model.chain(cur, case_id, as_of)]
+        return [link._asdict() for link in model.chain(cur, case_id, as_of)]
 
 
 def board(p: Projections, at: float, warn_share: float, scope: str | None) -> dict[str, Any]:
