@@ -105,6 +105,7 @@ class Distortion(FactModel[Retelling]):
     name: ClassVar[str] = "distortion.g1"
     prefix: ClassVar[str] = "ds"
     extra_tables: ClassVar[dict[str, str]] = {"ds_chain": CHAIN_DDL}
+    marginal_dims: ClassVar[tuple[str, ...]] = ("level", "area", "category", "urgency", "depth")
 
     @staticmethod
     def decode(data: Any) -> Retelling:
