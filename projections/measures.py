@@ -73,7 +73,11 @@ DIM_POSITIONS = {"level": 8, "area": 7, "category": 9, "urgency": 10, "depth": 1
 def fact_indexes(facts: str, rollup: str) -> tuple[str, ...]:
     return (
         f"CREATE INDEX IF NOT EXISTS {{{facts}}}_at ON {{{facts}}} (kind, at)",
-        f"CREATE INDEX IF NOT EXISTS {{{facts}}}_rec ON {{{facts}}} (kind, recorded)",
+        # facts recorded in a later week than the one they concern (cancellations): what an
+        # as_of query adds from as_of's week; partial, so the other facts cost no upkeep
+        f"CREATE INDEX IF NOT EXISTS {{{facts}}}_late ON {{{facts}}} (kind, recorded) "
+        "WHERE at_week <> rec_week",
+        f"DROP INDEX IF EXISTS {{{facts}}}_rec",  # all facts by recorded: views before _late
         f"CREATE INDEX IF NOT EXISTS {{{facts}}}_unit ON {{{facts}}} (kind, unit, at)",
     )  # the roll-up's primary key leads with (kind, at_week): it is the index its scans use
 
@@ -335,6 +339,7 @@ def aggregate(
                    week_of(-FOREVER))  # fmt: skip
         w_hi = week_of(until) - 1 if until < FOREVER else week_of(FOREVER)
         w_as_of = week_of(as_of) if as_of < FOREVER else week_of(FOREVER) + 1
+        w_hi = min(w_hi, w_as_of - 1)  # as_of's week is never whole before as_of
         roll_dims, roll_params = _scope(f.scope, "area")
         if w_lo > w_hi:  # no whole week inside the range: raw facts only
             parts.append(
@@ -364,7 +369,8 @@ def aggregate(
             if as_of < FOREVER:
                 parts.append(
                     (
-                        f"{raw} AND recorded >= ? AND recorded <= ? AND at >= ? AND at < ?"
+                        f"{raw} AND recorded >= ? AND recorded <= ? AND +at >= ? AND at < ?"
+                        " AND at_week <> rec_week"
                         f"{dims}{raw_dims}",
                         [kind, week_start(w_as_of), as_of, lo_edge, hi_edge, *params, *raw_params],
                     )
@@ -449,7 +455,8 @@ def _from_marginals(
         late = rec_lo > -FOREVER
         if level == len(spans):
             if late:  # facts recorded in as_of's week: the recorded index bounds the scan
-                sql = raw.replace(" AND at >= ?", " AND +at >= ?") + " AND recorded >= ?"
+                sql = raw.replace(" AND at >= ?", " AND +at >= ?")
+                sql += " AND recorded >= ? AND at_week <> rec_week"
                 parts.append((sql, [kind, *r_params, lo, hi, as_of, rec_lo]))
             else:
                 parts.append((raw, [kind, *r_params, lo, hi, as_of]))
