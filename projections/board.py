@@ -40,6 +40,7 @@ from projections.fold import (
     week_start,
 )
 
+assert "returned" in OPEN  # returned cases are open: the board keeps their intervals
 BoardState = tuple[CaseRow, float]  # the case's row, and since when its tracked fields hold
 BOARD_NAMES = [*ROW_NAMES, "valid_from"]
 
@@ -153,6 +154,22 @@ class Board(FoldModel[BoardState]):
             f"UNION ALL SELECT {ALIVE_COLUMNS} FROM {self.t('bd_current')} "
             f"WHERE status IN ({marks}) AND valid_from <= ?"
         )
+
+    def returned(self, cur: ViewCursor, *, at: float, scope: str | None = None) -> int:
+        """Open cases returned to their dispatcher at `at` (the board's `returned` total),
+        counted without computing lights."""
+        where, extra = "", []
+        if scope is not None:
+            where = " AND unit = ?" if scope.startswith("dept:") else " AND unit LIKE ?"
+            extra = [scope if scope.startswith("dept:") else scope + "%"]
+        h, c = self.t("bd_history"), self.t("bd_current")
+        sql = (
+            f"SELECT (SELECT COUNT(*) FROM {h} WHERE week = ? AND valid_from <= ? "
+            f"AND valid_to > ? AND status = 'returned'{where}) + (SELECT COUNT(*) FROM {c} "
+            f"WHERE status = 'returned' AND valid_from <= ?{where})"
+        )
+        row = cur.execute(sql, [week_of(at), at, at, *extra, at, *extra]).fetchone()
+        return int(row[0]) if row else 0
 
     def board(
         self, cur: ViewCursor, *, at: float, warn_share: float, scope: str | None = None

@@ -66,7 +66,7 @@ MARGINALS_DDL = """CREATE TABLE IF NOT EXISTS {t} (
     period BIGINT NOT NULL, rec_period BIGINT NOT NULL, bucket BIGINT NOT NULL,
     n BIGINT NOT NULL, value BIGINT NOT NULL, flag BIGINT NOT NULL,
     PRIMARY KEY (kind, dim, span, val, period, rec_period, bucket))"""
-SPANS = (13, 1)  # marginal periods, in weeks: quarters of 13 weeks, and weeks
+SPANS = (13, 1)  # marginal periods, in weeks: quarters of 13 weeks, and weeks (always)
 DIM_POSITIONS = {"level": 8, "area": 7, "category": 9, "urgency": 10, "depth": 11}
 
 
@@ -168,24 +168,35 @@ def write_marginals(cur: ViewCursor, table: str, facts: list[FactRow], dims: Seq
     weeks, period, recorded period, bucket), for each span of SPANS."""
     if not facts:
         return
-    sums: dict[tuple[Any, ...], list[int]] = {}
+    weekly: dict[tuple[Any, ...], list[int]] = {}
     positions = [(d, DIM_POSITIONS[d]) for d in dims]
     for r in facts:
         kind, at_week, rec_week, bucket, n, value, flag = (
             r[0], r[4], r[5], r[12], r[13], r[14], r[15]
         )  # fmt: skip
-        for span in SPANS:
-            period, rec_period = at_week // span, rec_week // span
-            keys = [(kind, "", span, "", period, rec_period, bucket)]
-            keys += [(kind, d, span, str(r[i]), period, rec_period, bucket) for d, i in positions]
-            for key in keys:
-                acc = sums.get(key)
-                if acc is None:
-                    sums[key] = [n, value, flag]
-                else:
-                    acc[0] += n
-                    acc[1] += value
-                    acc[2] += flag
+        keys = [(kind, "", 1, "", at_week, rec_week, bucket)]
+        keys += [(kind, d, 1, str(r[i]), at_week, rec_week, bucket) for d, i in positions]
+        for key in keys:
+            acc = weekly.get(key)
+            if acc is None:
+                weekly[key] = [n, value, flag]
+            else:
+                acc[0] += n
+                acc[1] += value
+                acc[2] += flag
+    sums = dict(weekly)
+    for span in SPANS:
+        if span == 1:
+            continue
+        for (kind, dim, _, val, week, rec_week, bucket), (n, value, flag) in weekly.items():
+            key = (kind, dim, span, val, week // span, rec_week // span, bucket)
+            acc = sums.get(key)
+            if acc is None:
+                sums[key] = [n, value, flag]
+            else:
+                acc[0] += n
+                acc[1] += value
+                acc[2] += flag
     t = table
     cur.executemany(
         f"INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "

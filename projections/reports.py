@@ -127,7 +127,10 @@ def indicators(p: Projections, filters: Filters, at: float, warn_share: float) -
         for unit, a in sorted(per_unit.items())
         if unit.startswith("dept:")
     ]
-    unowned = board(p, at, warn_share, filters.scope)["totals"]["returned"]
+    with p.views.reading() as cur:
+        bd = p.model("board", cur)
+        assert isinstance(bd, Board)
+        unowned = bd.returned(cur, at=at, scope=filters.scope)
     return {
         "collection_timeliness": _share(one["filed"]),
         "mediation_success": _share(one["mediation"]),

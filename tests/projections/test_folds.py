@@ -301,3 +301,18 @@ def test_records_carry_the_events_times_and_enum_values() -> None:
     rec: Rec = record_of(event)
     assert rec.t == event.timestamp.timestamp() == 1772424000.25
     assert rec.d["urgency"] == "urgent"
+
+
+@FOLD_SETTINGS
+@given(seed=st.integers(0, 10_000), moment=st.floats(0.0, 1.0))
+def test_the_returned_count_is_the_boards(seed: int, moment: float) -> None:
+    """Indicators count unowned (returned) cases without the board's lights: same number."""
+    with world(seed, cases=12, steps=120) as (service, projections, ids, clock):
+        first = service.history(ids[0])[0].timestamp.timestamp()
+        at = first + moment * (clock.now().timestamp() - first)
+        with projections.views.reading() as cur:
+            board = projections.model("board", cur)
+            for scope in (None, "510123001", "dept:water"):
+                units = board.board(cur, at=at, warn_share=0.75, scope=scope)  # type: ignore[attr-defined]
+                count = board.returned(cur, at=at, scope=scope)  # type: ignore[attr-defined]
+                assert count == sum(u.returned for u in units)
