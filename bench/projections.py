@@ -2,7 +2,7 @@
 
 1. Catch-up rate of all five read models together (projections.registry.Fanout: one
    read and decode per batch, every model's view changes and position in one
-   transaction of 5,000 events) over N events, beside the raw rate of reading and
+   transaction of 10,000 events) over N events, beside the raw rate of reading and
    decoding the same events from the same store in the same run. Target ratio ≥ 0.5.
    The folds decode only the stored JSON (no pydantic models): its rate is shown too.
 2. Query latency p99 of each metric endpoint (through the HTTP app, TestClient) on
@@ -167,7 +167,7 @@ def generate(service: CaseService, rules: RuleSet, n_events: int, seed: int = 1)
 # -- measurements -----------------------------------------------------------------------------
 
 
-CATCH_UP_BATCH = 5000
+CATCH_UP_BATCH = 10_000
 
 
 def raw_rate(service: CaseService, head: int) -> float:

@@ -60,14 +60,14 @@ class _SQLiteCursor:
         return self
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._c.executemany(sql, [tuple(r) for r in rows])
+        self._c.executemany(sql, rows)  # sqlite3 takes any sequences: no copy
 
     def fetchone(self) -> tuple[Any, ...] | None:
         row = self._c.fetchone()
         return tuple(row) if row is not None else None
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self._c.fetchall()]
+        return self._c.fetchall()  # rows are tuples (no row_factory)
 
 
 class _PostgresCursor:

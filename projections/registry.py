@@ -24,10 +24,12 @@ the switch at its next step.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
@@ -93,6 +95,24 @@ class Projections:
         return [self.bound(name, gens[name]) for name in MODELS]
 
 
+@contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector for one batch.
+
+    A batch allocates some hundred thousand tuples and dicts (records, states, facts, rows),
+    none in reference cycles: reference counting frees them all. Left on, the collector
+    runs every 700 allocations and rescans the follower's long-lived memory (recent states
+    of every model), which cost a quarter of a catch-up's time.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 class Fanout:
     """Follows the log for several read models, decoding each event once per batch."""
 
@@ -127,6 +147,10 @@ class Fanout:
 
     def step(self) -> int:
         """Process the next batch for every model behind; log positions advanced (0: none)."""
+        with no_cyclic_gc():
+            return self._step()
+
+    def _step(self) -> int:
         positions = self.positions()
         start = min(positions.values())
         notifications = self.recorder.select_notifications(
@@ -191,9 +215,12 @@ def run_live(
     stop: threading.Event,
     *,
     interval: float = 0.2,
-    batch_size: int = 1000,
+    batch_size: int = 5000,
 ) -> None:
-    """Keep every read model live until `stop` is set (a worker of `lianhu serve`)."""
+    """Keep every read model live until `stop` is set (a worker of `lianhu serve`).
+
+    `batch_size` only caps a batch: live, a batch is what arrived since the last one; after
+    downtime, larger batches catch up faster (fewer commits, states written once per batch)."""
     fanout: Fanout | None = None
     while not stop.is_set():
         try:
@@ -214,7 +241,7 @@ def catch_up_all(
     mapper: Mapper[UUID],
     progress: Progress | None = None,
     *,
-    batch_size: int = 5000,
+    batch_size: int = 10_000,
 ) -> int:
     """Bring every read model up to the head of the log now."""
     fanout = Fanout(
@@ -230,7 +257,7 @@ def rebuild(
     name: str,
     progress: Progress | None = None,
     *,
-    batch_size: int = 5000,
+    batch_size: int = 10_000,
     switch: Callable[[], None] | None = None,
 ) -> int:
     """Replay the log from 0 into a fresh generation of `name`, then switch to it.
