@@ -314,8 +314,8 @@ def run(quick: bool, events: int | None, dsn: str | None) -> list[Row]:
             "verdict": "pass" if ratio >= 0.5 else "FAIL",
         })  # fmt: skip
         rows.append({
-            "measurement": f"read + JSON decode only (projections.fold.Decoder: what the folds "
-                           f"start from, no pydantic models), {head:,} events",
+            "measurement": f"read + JSON decode only (the folds' input: no pydantic), "
+                           f"{head:,} events",
             "store": store, "value": round(json_only), "unit": "events/s",
             "baseline": "raw read + decode of the same events, same store, same run",
             "baseline_value": round(raw), "ratio": round(json_only / raw, 3), "target": "-",
