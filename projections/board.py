@@ -27,7 +27,7 @@ from projections.case_list import (
     STATUS,
     CaseRow,
     evolve_row,
-    light_sql,
+    light_expr,
 )
 from projections.fold import (
     FoldModel,
@@ -111,7 +111,6 @@ class UnitBoard:
 
 
 INTERVAL_COLUMNS = list(Interval._fields)
-ALIVE_COLUMNS = ", ".join(INTERVAL_COLUMNS[4:])
 
 
 class Board(FoldModel[BoardState]):
@@ -125,7 +124,10 @@ class Board(FoldModel[BoardState]):
     }
     indexes: ClassVar[tuple[str, ...]] = (
         "CREATE INDEX IF NOT EXISTS {bd_history}_w ON {bd_history} (week, valid_from)",
-        "CREATE INDEX IF NOT EXISTS {bd_current}_open ON {bd_current} (status, valid_from)",
+        # covering what the board reads of open rows: no lookups into the wide rows
+        "CREATE INDEX IF NOT EXISTS {bd_current}_alive ON {bd_current} (status, valid_from, "
+        "unit, supervised, respond_from, respond_due, resolve_from, resolve_due, paused_at)",
+        "DROP INDEX IF EXISTS {bd_current}_open",  # (status, valid_from): views before _alive
     )
 
     def evolve(self, state: BoardState | None, rec: Rec) -> tuple[BoardState | None, list[Any]]:
@@ -143,16 +145,6 @@ class Board(FoldModel[BoardState]):
         cur.executemany(
             f"INSERT INTO {self.t('bd_history')} VALUES ({', '.join('?' * len(INTERVAL_COLUMNS))})",
             effects,
-        )
-
-    def alive_sql(self) -> str:
-        """Open-state rows alive at T. Parameters: week(T), T, T, T."""
-        marks = ", ".join("?" * len(OPEN))
-        return (
-            f"SELECT {ALIVE_COLUMNS} FROM {self.t('bd_history')} "
-            "WHERE week = ? AND valid_from <= ? AND valid_to > ? "
-            f"UNION ALL SELECT {ALIVE_COLUMNS} FROM {self.t('bd_current')} "
-            f"WHERE status IN ({marks}) AND valid_from <= ?"
         )
 
     def returned(self, cur: ViewCursor, *, at: float, scope: str | None = None) -> int:
@@ -175,21 +167,29 @@ class Board(FoldModel[BoardState]):
         self, cur: ViewCursor, *, at: float, warn_share: float, scope: str | None = None
     ) -> list[UnitBoard]:
         """Per unit holding cases at `at`: counts by light, overdue, supervised, returned."""
-        alive = self.alive_sql()
-        where, extra = "", []
+        scoped, extra = "", []
         if scope is not None:
-            if scope.startswith("dept:"):
-                where, extra = " WHERE unit = ?", [scope]
-            else:
-                where, extra = " WHERE unit LIKE ?", [scope + "%"]
-        sql = (
-            "SELECT unit, light, COUNT(*), "
-            "SUM(CASE WHEN resolve_due IS NOT NULL AND eff >= resolve_due THEN 1 ELSE 0 END), "
-            "SUM(supervised), SUM(CASE WHEN status = 'returned' THEN 1 ELSE 0 END) "
-            f"FROM ({light_sql('(' + alive + ') AS alive')}) AS lit{where} "
+            scoped = " AND unit = ?" if scope.startswith("dept:") else " AND unit LIKE ?"
+            extra = [scope if scope.startswith("dept:") else scope + "%"]
+        light, light_params = light_expr(at, warn_share)
+        columns = (
+            f"unit, {light} AS light, CASE WHEN resolve_due IS NOT NULL AND "
+            "COALESCE(paused_at, ?) >= resolve_due THEN 1 ELSE 0 END AS overdue, supervised, "
+            "CASE WHEN status = 'returned' THEN 1 ELSE 0 END AS returned"
+        )
+        marks = ", ".join("?" * len(OPEN))
+        sql = (  # the open-state rows alive at T: week(T)'s pieces containing T, current rows
+            "SELECT unit, light, COUNT(*), SUM(overdue), SUM(supervised), SUM(returned) FROM ("
+            f"SELECT {columns} FROM {self.t('bd_history')} "
+            f"WHERE week = ? AND valid_from <= ? AND valid_to > ?{scoped} "
+            f"UNION ALL SELECT {columns} FROM {self.t('bd_current')} "
+            f"WHERE status IN ({marks}) AND valid_from <= ?{scoped}) AS lit "
             "GROUP BY unit, light ORDER BY unit"
         )
-        params = [warn_share, warn_share, at, week_of(at), at, at, *OPEN, at, *extra]
+        params = [
+            *light_params, at, week_of(at), at, at, *extra,
+            *light_params, at, *OPEN, at, *extra,
+        ]  # fmt: skip
         boards: dict[str, dict[str, int]] = {}
         for unit, light, n, overdue, supervised, returned in cur.execute(sql, params).fetchall():
             b = boards.setdefault(unit, {"overdue": 0, "supervised": 0, "returned": 0})

@@ -178,6 +178,20 @@ def light_sql(table: str) -> str:
       FROM (SELECT *, COALESCE(paused_at, ?) AS eff FROM {table}) AS timed"""
 
 
+def light_expr(at: float, warn_share: float) -> tuple[str, list[Any]]:
+    """`light_sql`'s rule as one expression over a row's columns, and its parameters (the
+    board computes it in each branch of its union, where SQLite evaluates it in one pass)."""
+    e = "COALESCE(paused_at, ?)"
+    sql = f"""CASE
+        WHEN (respond_due IS NOT NULL AND {e} >= respond_due)
+          OR (resolve_due IS NOT NULL AND {e} >= resolve_due) THEN 'red'
+        WHEN (respond_due IS NOT NULL AND {e} >= respond_from + ? * (respond_due - respond_from))
+          OR (resolve_due IS NOT NULL AND {e} >= resolve_from + ? * (resolve_due - resolve_from))
+          THEN 'yellow'
+        ELSE 'green' END"""
+    return sql, [at, at, at, warn_share, at, warn_share]
+
+
 def light_of(row: CaseRow, at: float, warn_share: float) -> str:
     """The same rule as `light_sql`, in Python (for one case, and for tests)."""
     if row.status not in OPEN:

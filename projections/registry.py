@@ -24,12 +24,10 @@ the switch at its next step.
 
 from __future__ import annotations
 
-import gc
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -40,7 +38,7 @@ from engine.viewstore import ViewCursor, ViewStore, set_position
 from projections.board import Board
 from projections.case_list import CaseList
 from projections.distortion import Distortion
-from projections.fold import Decoder, FoldModel, Rec, at_generation
+from projections.fold import Decoder, FoldModel, Rec, at_generation, no_cyclic_gc
 from projections.indicators import Indicators
 from projections.response_times import ResponseTimes
 
@@ -93,24 +91,6 @@ class Projections:
     def current(self) -> list[FoldModel[Any]]:
         gens = self.generations()
         return [self.bound(name, gens[name]) for name in MODELS]
-
-
-@contextmanager
-def no_cyclic_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector for one batch.
-
-    A batch allocates some hundred thousand tuples and dicts (records, states, facts, rows),
-    none in reference cycles: reference counting frees them all. Left on, the collector
-    runs every 700 allocations and rescans the follower's long-lived memory (recent states
-    of every model), which cost a quarter of a catch-up's time.
-    """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 class Fanout:
