@@ -16,36 +16,36 @@ around T, not by the size of the history.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
 
-from engine.events import CaseEvent
 from engine.viewstore import ViewCursor
-from projections.case_list import OPEN, CaseRow, evolve_row, light_sql
+from projections.case_list import (
+    OPEN,
+    ROW_COLUMNS,
+    ROW_NAMES,
+    STATUS,
+    CaseRow,
+    evolve_row,
+    light_expr,
+)
 from projections.fold import (
     FoldModel,
-    changed,
+    Rec,
     columns_ddl,
-    epoch,
+    columns_of,
     load_rows,
     upsert_rows,
     week_of,
     week_start,
 )
 
-TRACKED = (
-    "unit", "level", "status", "category", "urgency", "supervised", "respond_from",
-    "respond_due", "resolve_from", "resolve_due", "paused_at",
-)  # fmt: skip
+assert "returned" in OPEN  # returned cases are open: the board keeps their intervals
+BoardState = tuple[CaseRow, float]  # the case's row, and since when its tracked fields hold
+BOARD_NAMES = [*ROW_NAMES, "valid_from"]
 
 
-@dataclass(frozen=True)
-class BoardRow(CaseRow):
-    valid_from: float = 0.0  # since when the tracked fields hold
-
-
-@dataclass(frozen=True)
-class Interval:
+class Interval(NamedTuple):
     case_id: str
     valid_from: float
     valid_to: float
@@ -63,31 +63,36 @@ class Interval:
     paused_at: float | None
 
 
-def pieces(row: BoardRow, end: float) -> list[Interval]:
-    """The interval [row.valid_from, end) of an open row, cut at week boundaries."""
-    out, start = [], row.valid_from
-    values = [getattr(row, f) for f in TRACKED]
+def tracked(row: CaseRow) -> tuple[Any, ...]:
+    """The fields an interval records: unit, level, status, category, urgency, supervised,
+    respond_from, respond_due, resolve_from, resolve_due, paused_at."""
+    return (*row[4:9], row[10], *row[14:19])
+
+
+def pieces(row: CaseRow, valid_from: float, end: float) -> list[Interval]:
+    """The interval [valid_from, end) of an open row, cut at week boundaries."""
+    out, start = [], valid_from
+    values = tracked(row)
     while start < end:
         week = week_of(start)
         stop = min(end, week_start(week + 1))
-        out.append(Interval(row.case_id, start, stop, week, *values))
+        out.append(Interval(row[0], start, stop, week, *values))
         start = stop
     return out
 
 
-def evolve(state: BoardRow | None, event: CaseEvent) -> tuple[BoardRow | None, list[Interval]]:
+def evolve(state: BoardState | None, rec: Rec) -> tuple[BoardState | None, list[Interval]]:
     """The pure fold: the case's current row; the closed open-state interval, if it changed."""
-    new = evolve_row(state, event)  # keeps the BoardRow type (and valid_from) of `state`
+    new = evolve_row(state[0] if state is not None else None, rec)
     if new is None:
         return None, []
-    t = epoch(event.timestamp)
     if state is None:
-        return BoardRow(**new.__dict__, valid_from=t), []
-    assert isinstance(new, BoardRow)
-    if all(state.__dict__[f] == new.__dict__[f] for f in TRACKED):
-        return new, []
-    closed = pieces(state, t) if state.status in OPEN else []
-    return changed(new, valid_from=t), closed
+        return (new, rec.t), []
+    old, valid_from = state
+    if old[4:9] == new[4:9] and old[10] == new[10] and old[14:19] == new[14:19]:
+        return (new, valid_from), []
+    closed = pieces(old, valid_from, rec.t) if old[STATUS] in OPEN else []
+    return (new, rec.t), closed
 
 
 @dataclass(frozen=True)
@@ -105,68 +110,86 @@ class UnitBoard:
         return self.green + self.yellow + self.red
 
 
-INTERVAL_COLUMNS = [f.name for f in fields(Interval)]
-ALIVE_COLUMNS = ", ".join(INTERVAL_COLUMNS[4:])
+INTERVAL_COLUMNS = list(Interval._fields)
 
 
-class Board(FoldModel[BoardRow]):
+class Board(FoldModel[BoardState]):
     """Open cases per unit by light at any moment."""
 
     base_name: ClassVar[str] = "board"
     name: ClassVar[str] = "board.g1"
     tables: ClassVar[dict[str, str]] = {
-        "bd_current": columns_ddl(BoardRow, "bd_current"),
-        "bd_history": columns_ddl(Interval, "bd_history", key=""),
+        "bd_current": columns_ddl([*ROW_COLUMNS, ("valid_from", "float")], "bd_current"),
+        "bd_history": columns_ddl(columns_of(Interval), "bd_history", key=""),
     }
     indexes: ClassVar[tuple[str, ...]] = (
         "CREATE INDEX IF NOT EXISTS {bd_history}_w ON {bd_history} (week, valid_from)",
-        "CREATE INDEX IF NOT EXISTS {bd_current}_open ON {bd_current} (status, valid_from)",
+        # covering what the board reads of open rows: no lookups into the wide rows
+        "CREATE INDEX IF NOT EXISTS {bd_current}_alive ON {bd_current} (status, valid_from, "
+        "unit, supervised, respond_from, respond_due, resolve_from, resolve_due, paused_at)",
+        "DROP INDEX IF EXISTS {bd_current}_open",  # (status, valid_from): views before _alive
     )
 
-    def evolve(self, state: BoardRow | None, event: CaseEvent) -> tuple[BoardRow | None, list[Any]]:
-        return evolve(state, event)
+    def evolve(self, state: BoardState | None, rec: Rec) -> tuple[BoardState | None, list[Any]]:
+        return evolve(state, rec)
 
-    def load_states(self, cur: ViewCursor, keys: Sequence[str]) -> dict[str, BoardRow]:
-        return load_rows(cur, self.t("bd_current"), BoardRow, keys)
+    def load_states(self, cur: ViewCursor, keys: Sequence[str]) -> dict[str, BoardState]:
+        rows = load_rows(cur, self.t("bd_current"), BOARD_NAMES, keys)
+        return {str(r[0]): (CaseRow._make(r[:-1]), r[-1]) for r in rows}
 
-    def save_states(self, cur: ViewCursor, states: dict[str, BoardRow]) -> None:
-        upsert_rows(cur, self.t("bd_current"), BoardRow, [states[k] for k in sorted(states)])
+    def save_states(self, cur: ViewCursor, states: dict[str, BoardState]) -> None:
+        rows = [(*row, valid_from) for row, valid_from in (states[k] for k in sorted(states))]
+        upsert_rows(cur, self.t("bd_current"), BOARD_NAMES, rows)
 
     def write(self, cur: ViewCursor, effects: list[Any]) -> None:
         cur.executemany(
             f"INSERT INTO {self.t('bd_history')} VALUES ({', '.join('?' * len(INTERVAL_COLUMNS))})",
-            [tuple(getattr(i, c) for c in INTERVAL_COLUMNS) for i in effects],
+            effects,
         )
 
-    def alive_sql(self) -> str:
-        """Open-state rows alive at T. Parameters: week(T), T, T, T."""
-        marks = ", ".join("?" * len(OPEN))
-        return (
-            f"SELECT {ALIVE_COLUMNS} FROM {self.t('bd_history')} "
-            "WHERE week = ? AND valid_from <= ? AND valid_to > ? "
-            f"UNION ALL SELECT {ALIVE_COLUMNS} FROM {self.t('bd_current')} "
-            f"WHERE status IN ({marks}) AND valid_from <= ?"
+    def returned(self, cur: ViewCursor, *, at: float, scope: str | None = None) -> int:
+        """Open cases returned to their dispatcher at `at` (the board's `returned` total),
+        counted without computing lights."""
+        where, extra = "", []
+        if scope is not None:
+            where = " AND unit = ?" if scope.startswith("dept:") else " AND unit LIKE ?"
+            extra = [scope if scope.startswith("dept:") else scope + "%"]
+        h, c = self.t("bd_history"), self.t("bd_current")
+        sql = (
+            f"SELECT (SELECT COUNT(*) FROM {h} WHERE week = ? AND valid_from <= ? "
+            f"AND valid_to > ? AND status = 'returned'{where}) + (SELECT COUNT(*) FROM {c} "
+            f"WHERE status = 'returned' AND valid_from <= ?{where})"
         )
+        row = cur.execute(sql, [week_of(at), at, at, *extra, at, *extra]).fetchone()
+        return int(row[0]) if row else 0
 
     def board(
         self, cur: ViewCursor, *, at: float, warn_share: float, scope: str | None = None
     ) -> list[UnitBoard]:
         """Per unit holding cases at `at`: counts by light, overdue, supervised, returned."""
-        alive = self.alive_sql()
-        where, extra = "", []
+        scoped, extra = "", []
         if scope is not None:
-            if scope.startswith("dept:"):
-                where, extra = " WHERE unit = ?", [scope]
-            else:
-                where, extra = " WHERE unit LIKE ?", [scope + "%"]
-        sql = (
-            "SELECT unit, light, COUNT(*), "
-            "SUM(CASE WHEN resolve_due IS NOT NULL AND eff >= resolve_due THEN 1 ELSE 0 END), "
-            "SUM(supervised), SUM(CASE WHEN status = 'returned' THEN 1 ELSE 0 END) "
-            f"FROM ({light_sql('(' + alive + ') AS alive')}) AS lit{where} "
+            scoped = " AND unit = ?" if scope.startswith("dept:") else " AND unit LIKE ?"
+            extra = [scope if scope.startswith("dept:") else scope + "%"]
+        light, light_params = light_expr(at, warn_share)
+        columns = (
+            f"unit, {light} AS light, CASE WHEN resolve_due IS NOT NULL AND "
+            "COALESCE(paused_at, ?) >= resolve_due THEN 1 ELSE 0 END AS overdue, supervised, "
+            "CASE WHEN status = 'returned' THEN 1 ELSE 0 END AS returned"
+        )
+        marks = ", ".join("?" * len(OPEN))
+        sql = (  # the open-state rows alive at T: week(T)'s pieces containing T, current rows
+            "SELECT unit, light, COUNT(*), SUM(overdue), SUM(supervised), SUM(returned) FROM ("
+            f"SELECT {columns} FROM {self.t('bd_history')} "
+            f"WHERE week = ? AND valid_from <= ? AND valid_to > ?{scoped} "
+            f"UNION ALL SELECT {columns} FROM {self.t('bd_current')} "
+            f"WHERE status IN ({marks}) AND valid_from <= ?{scoped}) AS lit "
             "GROUP BY unit, light ORDER BY unit"
         )
-        params = [warn_share, warn_share, at, week_of(at), at, at, *OPEN, at, *extra]
+        params = [
+            *light_params, at, week_of(at), at, at, *extra,
+            *light_params, at, *OPEN, at, *extra,
+        ]  # fmt: skip
         boards: dict[str, dict[str, int]] = {}
         for unit, light, n, overdue, supervised, returned in cur.execute(sql, params).fetchall():
             b = boards.setdefault(unit, {"overdue": 0, "supervised": 0, "returned": 0})

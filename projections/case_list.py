@@ -8,37 +8,22 @@ the moment asked, so queries compute it from the due times and window starts
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple
 
 import orjson
 
-from engine.events import (
-    CaseAccepted,
-    CaseClosed,
-    CaseEscalated,
-    CaseEvent,
-    CaseReferred,
-    CaseReopened,
-    CaseResolved,
-    CaseResumed,
-    CaseReturned,
-    CaseRouted,
-    CaseSuspended,
-    DeadlineExtended,
-    PetitionFiled,
-    SlaBreached,
-)
 from engine.values import OPEN_STATUSES, DeadlineKind, EscalationTrigger
 from engine.viewstore import ViewCursor
 from projections.fold import (
     FoldModel,
-    case_key,
-    changed,
+    Rec,
     columns_ddl,
-    epoch,
+    columns_of,
     load_rows,
+    ts,
+    ts_or_none,
     upsert_rows,
 )
 
@@ -46,8 +31,7 @@ OPEN = tuple(sorted(s.value for s in OPEN_STATUSES))
 LIGHTS = ("green", "yellow", "red")
 
 
-@dataclass(frozen=True)
-class CaseRow:
+class CaseRow(NamedTuple):
     case_id: str
     number: str
     title: str
@@ -70,82 +54,112 @@ class CaseRow:
     resumes_to: str = ""
 
 
-def _assigned(
-    s: CaseRow, unit: str, level: str, t: float, respond: float, resolve: float
-) -> CaseRow:
-    return changed(
-        s, unit=unit, level=level, status="routed", respond_from=t, respond_due=respond,
-        resolve_from=t, resolve_due=resolve,
-    )  # fmt: skip
+ROW_COLUMNS = columns_of(CaseRow)
+ROW_NAMES = [name for name, _ in ROW_COLUMNS]
+# positions in a CaseRow, for the fold (it edits a list copy of the row: no per-field copies)
+UNIT, LEVEL, STATUS, CATEGORY, URGENCY, HOPS, SUPERVISED = 4, 5, 6, 7, 8, 9, 10
+UPDATED, RESPOND_FROM, RESPOND_DUE, RESOLVE_FROM, RESOLVE_DUE, PAUSED, RESUMES = range(13, 20)
+SLA_BREACH = EscalationTrigger.SLA_BREACH.value
+RESPOND = DeadlineKind.RESPOND.value
 
 
-def evolve_row(s: CaseRow | None, event: CaseEvent) -> CaseRow | None:
+def _assign(r: list[Any], d: dict[str, Any], t: float, unit: str, level: str) -> None:
+    r[UNIT], r[LEVEL], r[STATUS] = unit, level, "routed"
+    r[RESPOND_FROM], r[RESPOND_DUE] = t, ts(d["respond_due"])
+    r[RESOLVE_FROM], r[RESOLVE_DUE] = t, ts(d["resolve_due"])
+
+
+def _routed(r: list[Any], d: dict[str, Any], t: float) -> None:
+    _assign(r, d, t, d["handler"], d["handler_level"])
+
+
+def _referred(r: list[Any], d: dict[str, Any], t: float) -> None:
+    r[HOPS], r[CATEGORY], r[URGENCY] = d["hop"], d["category"], d["urgency"]
+    _assign(r, d, t, d["to_unit"], d["to_level"])
+
+
+def _escalated(r: list[Any], d: dict[str, Any], t: float) -> None:
+    r[SUPERVISED] = r[SUPERVISED] or int(d["trigger"] == SLA_BREACH)
+    r[HOPS] = d["hop"]
+    _assign(r, d, t, d["to_unit"], d["to_level"])
+
+
+def _accepted(r: list[Any], d: dict[str, Any], t: float) -> None:
+    r[STATUS], r[RESPOND_FROM], r[RESPOND_DUE] = "accepted", None, None
+
+
+def _returned(r: list[Any], d: dict[str, Any], t: float) -> None:
+    r[STATUS], r[UNIT], r[LEVEL] = "returned", d["to_unit"], d["to_level"]
+    r[RESPOND_FROM], r[RESPOND_DUE] = None, None
+
+
+def _breached(r: list[Any], d: dict[str, Any], t: float) -> None:
+    r[SUPERVISED] = 1
+
+
+def _extended(r: list[Any], d: dict[str, Any], t: float) -> None:
+    r[RESPOND_DUE if d["kind"] == RESPOND else RESOLVE_DUE] = ts(d["new_due"])
+
+
+def _suspended(r: list[Any], d: dict[str, Any], t: float) -> None:
+    r[RESUMES], r[STATUS], r[PAUSED] = r[STATUS], "suspended", t
+
+
+def _resumed(r: list[Any], d: dict[str, Any], t: float) -> None:
+    paused = t - (r[PAUSED] if r[PAUSED] is not None else t)
+    r[STATUS], r[PAUSED], r[RESUMES] = r[RESUMES] or "routed", None, ""
+    r[RESPOND_DUE], r[RESOLVE_DUE] = ts_or_none(d["respond_due"]), ts_or_none(d["resolve_due"])
+    if r[RESPOND_FROM] is not None:
+        r[RESPOND_FROM] += paused
+    if r[RESOLVE_FROM] is not None:
+        r[RESOLVE_FROM] += paused
+
+
+def _ended(status: str) -> Callable[[list[Any], dict[str, Any], float], None]:
+    def end(r: list[Any], d: dict[str, Any], t: float) -> None:
+        r[STATUS] = status
+        r[RESPOND_FROM] = r[RESPOND_DUE] = r[RESOLVE_FROM] = r[RESOLVE_DUE] = None
+
+    return end
+
+
+def _reopened(r: list[Any], d: dict[str, Any], t: float) -> None:
+    r[STATUS], r[RESOLVE_FROM], r[RESOLVE_DUE] = "accepted", t, ts(d["resolve_due"])
+
+
+ROW_STEPS: dict[str, Callable[[list[Any], dict[str, Any], float], None]] = {
+    "CaseRouted": _routed,
+    "CaseReferred": _referred,
+    "CaseEscalated": _escalated,
+    "CaseAccepted": _accepted,
+    "CaseReturned": _returned,
+    "SlaBreached": _breached,
+    "DeadlineExtended": _extended,
+    "CaseSuspended": _suspended,
+    "CaseResumed": _resumed,
+    "CaseResolved": _ended("resolved"),
+    "CaseClosed": _ended("closed"),
+    "CaseReopened": _reopened,
+}  # any other case event only moves updated_at
+
+
+def evolve_row(s: CaseRow | None, rec: Rec) -> CaseRow | None:
     """The pure fold of one case's row."""
-    t = epoch(event.timestamp)
-    if isinstance(event, PetitionFiled):
+    t = rec.t
+    if rec.type == "PetitionFiled":
+        d = rec.d
         return CaseRow(
-            case_key(event.originator_id), event.number, event.title, event.household_unit,
-            event.household_unit, "household", "routed", event.category, event.urgency.value,
-            0, 0, t, epoch(event.raised_at), t,
+            rec.key, d["number"], d["title"], d["household_unit"], d["household_unit"],
+            "household", "routed", d["category"], d["urgency"], 0, 0, t, ts(d["raised_at"]), t,
         )  # fmt: skip
     if s is None:
         return None
-    s = changed(s, updated_at=t)
-    match event:
-        case CaseRouted():
-            return _assigned(
-                s, event.handler, event.handler_level.value, t, epoch(event.respond_due),
-                epoch(event.resolve_due),
-            )  # fmt: skip
-        case CaseReferred():
-            s = changed(s, hops=event.hop, category=event.category, urgency=event.urgency.value)
-            return _assigned(
-                s, event.to_unit, event.to_level.value, t, epoch(event.respond_due),
-                epoch(event.resolve_due),
-            )  # fmt: skip
-        case CaseEscalated():
-            supervised = s.supervised or int(event.trigger is EscalationTrigger.SLA_BREACH)
-            s = changed(s, hops=event.hop, supervised=supervised)
-            return _assigned(
-                s, event.to_unit, event.to_level.value, t, epoch(event.respond_due),
-                epoch(event.resolve_due),
-            )  # fmt: skip
-        case CaseAccepted():
-            return changed(s, status="accepted", respond_from=None, respond_due=None)
-        case CaseReturned():
-            return changed(
-                s, status="returned", unit=event.to_unit, level=event.to_level.value,
-                respond_from=None, respond_due=None,
-            )  # fmt: skip
-        case SlaBreached():
-            return changed(s, supervised=1)
-        case DeadlineExtended():
-            if event.kind is DeadlineKind.RESPOND:
-                return changed(s, respond_due=epoch(event.new_due))
-            return changed(s, resolve_due=epoch(event.new_due))
-        case CaseSuspended():
-            return changed(s, status="suspended", paused_at=t, resumes_to=s.status)
-        case CaseResumed():
-            paused = t - (s.paused_at if s.paused_at is not None else t)
-            return changed(
-                s, status=s.resumes_to or "routed", paused_at=None, resumes_to="",
-                respond_due=epoch(event.respond_due) if event.respond_due else None,
-                resolve_due=epoch(event.resolve_due) if event.resolve_due else None,
-                respond_from=s.respond_from + paused if s.respond_from is not None else None,
-                resolve_from=s.resolve_from + paused if s.resolve_from is not None else None,
-            )  # fmt: skip
-        case CaseResolved() | CaseClosed():
-            status = "resolved" if isinstance(event, CaseResolved) else "closed"
-            return changed(
-                s, status=status, respond_from=None, respond_due=None, resolve_from=None,
-                resolve_due=None,
-            )  # fmt: skip
-        case CaseReopened():
-            return changed(
-                s, status="accepted", resolve_from=t, resolve_due=epoch(event.resolve_due)
-            )
-        case _:
-            return s
+    r = list(s)
+    r[UPDATED] = t
+    step = ROW_STEPS.get(rec.type)
+    if step is not None:
+        step(r, rec.d, t)
+    return tuple.__new__(CaseRow, r)
 
 
 def light_sql(table: str) -> str:
@@ -162,6 +176,20 @@ def light_sql(table: str) -> str:
           THEN 'yellow'
         ELSE 'green' END AS light
       FROM (SELECT *, COALESCE(paused_at, ?) AS eff FROM {table}) AS timed"""
+
+
+def light_expr(at: float, warn_share: float) -> tuple[str, list[Any]]:
+    """`light_sql`'s rule as one expression over a row's columns, and its parameters (the
+    board computes it in each branch of its union, where SQLite evaluates it in one pass)."""
+    e = "COALESCE(paused_at, ?)"
+    sql = f"""CASE
+        WHEN (respond_due IS NOT NULL AND {e} >= respond_due)
+          OR (resolve_due IS NOT NULL AND {e} >= resolve_due) THEN 'red'
+        WHEN (respond_due IS NOT NULL AND {e} >= respond_from + ? * (respond_due - respond_from))
+          OR (resolve_due IS NOT NULL AND {e} >= resolve_from + ? * (resolve_due - resolve_from))
+          THEN 'yellow'
+        ELSE 'green' END"""
+    return sql, [at, at, at, warn_share, at, warn_share]
 
 
 def light_of(row: CaseRow, at: float, warn_share: float) -> str:
@@ -200,21 +228,22 @@ class CaseList(FoldModel[CaseRow]):
 
     base_name: ClassVar[str] = "case_list"
     name: ClassVar[str] = "case_list.g1"
-    tables: ClassVar[dict[str, str]] = {"cl_cases": columns_ddl(CaseRow, "cl_cases")}
+    tables: ClassVar[dict[str, str]] = {"cl_cases": columns_ddl(ROW_COLUMNS, "cl_cases")}
     indexes: ClassVar[tuple[str, ...]] = (
         "CREATE INDEX IF NOT EXISTS {cl_cases}_filed ON {cl_cases} (filed_at, case_id)",
         "CREATE INDEX IF NOT EXISTS {cl_cases}_unit ON {cl_cases} (unit, filed_at)",
         "CREATE INDEX IF NOT EXISTS {cl_cases}_status ON {cl_cases} (status, filed_at)",
     )
 
-    def evolve(self, state: CaseRow | None, event: CaseEvent) -> tuple[CaseRow | None, list[Any]]:
-        return evolve_row(state, event), []
+    def evolve(self, state: CaseRow | None, rec: Rec) -> tuple[CaseRow | None, list[Any]]:
+        return evolve_row(state, rec), []
 
     def load_states(self, cur: ViewCursor, keys: Sequence[str]) -> dict[str, CaseRow]:
-        return load_rows(cur, self.t("cl_cases"), CaseRow, keys)
+        rows = load_rows(cur, self.t("cl_cases"), ROW_NAMES, keys)
+        return {str(r[0]): CaseRow._make(r) for r in rows}
 
     def save_states(self, cur: ViewCursor, states: dict[str, CaseRow]) -> None:
-        upsert_rows(cur, self.t("cl_cases"), CaseRow, [states[k] for k in sorted(states)])
+        upsert_rows(cur, self.t("cl_cases"), ROW_NAMES, [states[k] for k in sorted(states)])
 
     def page(
         self,
@@ -258,7 +287,7 @@ class CaseList(FoldModel[CaseRow]):
             filed_at, case_id = decode_cursor(cursor)
             where.append("(filed_at < ? OR (filed_at = ? AND case_id < ?))")
             params += [filed_at, filed_at, case_id]
-        names = [f.name for f in fields(CaseRow)]
+        names = ROW_NAMES
         sql = (
             f"SELECT {', '.join(names)}, light FROM ({light_sql(self.t('cl_cases'))}) AS c "
             f"WHERE {' AND '.join(where)} ORDER BY filed_at DESC, case_id DESC LIMIT ?"

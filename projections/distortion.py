@@ -15,26 +15,16 @@ chain table keeps, per case, the resident's words (hop 0) and every summary.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
-from engine.events import CaseEscalated, CaseEvent, CaseReferred, PetitionFiled, SatisfactionRated
 from engine.viewstore import ViewCursor
-from projections.fold import (
-    area_of,
-    case_key,
-    changed,
-    epoch,
-)
-from projections.measures import (
-    Fact,
-    FactModel,
-    fact_from,
-)
+from projections.fold import Rec, area_of
+from projections.measures import FactModel, FactRow, cancelled, fact, legacy_fact
 from projections.similarity import is_distorted, similarity
 from routing_rules import Urgency
 
 SCALE = 1_000_000  # similarity is stored as an integer number of millionths
+RANK = {u.value: u.rank for u in Urgency}
 
 CHAIN_DDL = """CREATE TABLE IF NOT EXISTS {t} (
     case_id TEXT NOT NULL, hop BIGINT NOT NULL, at DOUBLE PRECISION NOT NULL,
@@ -42,26 +32,13 @@ CHAIN_DDL = """CREATE TABLE IF NOT EXISTS {t} (
     urgency TEXT NOT NULL, similarity DOUBLE PRECISION NOT NULL, distorted BIGINT NOT NULL,
     PRIMARY KEY (case_id, hop))"""
 
-
-@dataclass(frozen=True)
-class Retelling:
-    """A case's original request, and what it is now passed on as."""
-
-    description: str
-    category0: str
-    urgency0: str
-    category: str
-    urgency: str
-    unit: str
-    rating: dict[str, Any] | None = None  # the standing `match` fact
-
-    @classmethod
-    def decode(cls, data: dict[str, Any]) -> Retelling:
-        return cls(**data)
+# A case's original request, and what it is now passed on as, a tuple: (description,
+# category0, urgency0, category, urgency, unit, rating — the standing `match` fact or None)
+Retelling = tuple[Any, ...]
+DESCRIPTION, CATEGORY0, URGENCY0, CATEGORY, URGENCY, UNIT, RATING = range(7)
 
 
-@dataclass(frozen=True)
-class ChainLink:
+class ChainLink(NamedTuple):
     case_id: str
     hop: int
     at: float
@@ -74,75 +51,51 @@ class ChainLink:
     distorted: int
 
 
-def _hop(
-    s: Retelling, event: CaseReferred | CaseEscalated, summary: str, level: str
-) -> tuple[list[Fact], ChainLink]:
-    t = epoch(event.timestamp)
-    sim = similarity(s.description, summary)
-    drifted = s.category != s.category0
-    lowered = Urgency(s.urgency).rank < Urgency(s.urgency0).rank
+def _hop(s: Retelling, rec: Rec, via: str) -> list[Any]:
+    """The facts and the chain link of a hop (the case as passed on is `s`)."""
+    d, t = rec.d, rec.t
+    summary, to_unit = d["summary"], d["to_unit"]
+    sim = similarity(s[DESCRIPTION], summary)
+    drifted = s[CATEGORY] != s[CATEGORY0]
+    lowered = RANK[s[URGENCY]] < RANK[s[URGENCY0]]
     distorted = int(is_distorted(sim, category_changed=drifted, urgency_lowered=lowered))
-    base = Fact(
-        kind="hop", case_id=case_key(event.originator_id), at=t, recorded=t, unit=event.to_unit,
-        area=area_of(event.to_unit), level=level, category=s.category0, urgency=s.urgency0,
-        depth=event.hop, value=round(sim * SCALE), flag=distorted,
-    )  # fmt: skip
-    facts = [
-        base,
-        changed(base, kind="drift", value=0, flag=int(drifted)),
-        changed(base, kind="downgrade", value=0, flag=int(lowered)),
-    ]
-    via = "referred" if isinstance(event, CaseReferred) else "escalated"
-    link = ChainLink(
-        base.case_id,
-        event.hop,
-        t,
-        via,
-        event.to_unit,
-        summary,
-        s.category,
-        s.urgency,
-        sim,
-        distorted,
-    )
-    return facts, link
+    area, level, depth = area_of(to_unit), d["to_level"], d["hop"]
+    c0, u0 = s[CATEGORY0], s[URGENCY0]
+    return [
+        fact("hop", rec.key, t, to_unit, area, level, c0, u0, depth=depth,
+             value=round(sim * SCALE), flag=distorted),
+        fact("drift", rec.key, t, to_unit, area, level, c0, u0, depth=depth, flag=int(drifted)),
+        fact("downgrade", rec.key, t, to_unit, area, level, c0, u0, depth=depth,
+             flag=int(lowered)),
+        ChainLink(rec.key, depth, t, via, to_unit, summary, s[CATEGORY], s[URGENCY], sim,
+                  distorted),
+    ]  # fmt: skip
 
 
-def evolve(s: Retelling | None, event: CaseEvent) -> tuple[Retelling | None, list[Any]]:
+def evolve(s: Retelling | None, rec: Rec) -> tuple[Retelling | None, list[Any]]:
     """The pure fold: a case's original words and current retelling; facts and chain links."""
-    if isinstance(event, PetitionFiled):
-        c, u = event.category, event.urgency.value
-        state = Retelling(event.description, c, u, c, u, event.household_unit)
-        t = epoch(event.timestamp)
-        origin = ChainLink(
-            case_key(event.originator_id), 0, t, "filed", event.household_unit, event.description,
-            c, u, 1.0, 0,
-        )  # fmt: skip
-        return state, [origin]
+    kind, d = rec.type, rec.d
+    if kind == "PetitionFiled":
+        c, u, unit = d["category"], d["urgency"], d["household_unit"]
+        origin = ChainLink(rec.key, 0, rec.t, "filed", unit, d["description"], c, u, 1.0, 0)
+        return (d["description"], c, u, c, u, unit, None), [origin]
     if s is None:
         return None, []
-    match event:
-        case CaseReferred():
-            s = changed(s, category=event.category, urgency=event.urgency.value, unit=event.to_unit)
-            facts, link = _hop(s, event, event.summary, event.to_level.value)
-            return s, [*facts, link]
-        case CaseEscalated():
-            s = changed(s, unit=event.to_unit)
-            if not event.summary:
-                return s, []
-            facts, link = _hop(s, event, event.summary, event.to_level.value)
-            return s, [*facts, link]
-        case SatisfactionRated():
-            t = epoch(event.timestamp)
-            out: list[Any] = [fact_from(s.rating).cancelled(t)] if s.rating else []
-            fact = Fact(
-                kind="match", case_id=case_key(event.originator_id), at=t, recorded=t, unit=s.unit,
-                area=area_of(s.unit), level="", category=s.category0, urgency=s.urgency0,
-                flag=int(event.request_matched),
-            )  # fmt: skip
-            return changed(s, rating=fact.__dict__.copy()), [*out, fact]
-        case _:
-            return s, []
+    if kind == "CaseReferred":
+        s = (*s[:3], d["category"], d["urgency"], d["to_unit"], s[RATING])
+        return s, _hop(s, rec, "referred")
+    if kind == "CaseEscalated":
+        s = (*s[:5], d["to_unit"], s[RATING])
+        return s, _hop(s, rec, "escalated") if d["summary"] else []
+    if kind == "SatisfactionRated":
+        unit = s[UNIT]
+        out: list[Any] = [cancelled(s[RATING], rec.t)] if s[RATING] else []
+        matched: FactRow = fact(
+            "match", rec.key, rec.t, unit, area_of(unit), "", s[CATEGORY0], s[URGENCY0],
+            flag=int(d["request_matched"]),
+        )  # fmt: skip
+        return (*s[:6], matched), [*out, matched]
+    return s, []
 
 
 class Distortion(FactModel[Retelling]):
@@ -151,20 +104,23 @@ class Distortion(FactModel[Retelling]):
     base_name: ClassVar[str] = "distortion"
     name: ClassVar[str] = "distortion.g1"
     prefix: ClassVar[str] = "ds"
-    state_type: ClassVar[Any] = Retelling
     extra_tables: ClassVar[dict[str, str]] = {"ds_chain": CHAIN_DDL}
+    marginal_dims: ClassVar[tuple[str, ...]] = ("level", "area", "category", "urgency", "depth")
 
-    def evolve(
-        self, state: Retelling | None, event: CaseEvent
-    ) -> tuple[Retelling | None, list[Any]]:
-        return evolve(state, event)
+    @staticmethod
+    def decode(data: Any) -> Retelling:
+        if isinstance(data, dict):  # stored before states were arrays
+            data = [*list(data.values())[:6], legacy_fact(data["rating"])]
+        return tuple(data)
+
+    def evolve(self, state: Retelling | None, rec: Rec) -> tuple[Retelling | None, list[Any]]:
+        return evolve(state, rec)
 
     def write(self, cur: ViewCursor, effects: list[Any]) -> None:
         super().write(cur, effects)
-        links = [e for e in effects if isinstance(e, ChainLink)]
+        links = [e for e in effects if type(e) is ChainLink]
         cur.executemany(
-            f"INSERT INTO {self.t('ds_chain')} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [tuple(link.__dict__.values()) for link in links],
+            f"INSERT INTO {self.t('ds_chain')} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", links
         )
 
     def chain(self, cur: ViewCursor, case_id: str, as_of: float | None = None) -> list[ChainLink]:

@@ -17,108 +17,121 @@ read from the board at the moment asked.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from engine.events import (
-    CaseEscalated,
-    CaseEvent,
-    CaseReferred,
-    CaseReopened,
-    CaseResolved,
-    CaseReturned,
-    CaseRouted,
-    PetitionFiled,
-    SatisfactionRated,
-)
 from engine.values import Outcome, ReturnReason
 from engine.viewstore import ViewCursor
-from projections.fold import (
-    area_of,
-    case_key,
-    changed,
-    epoch,
-    village_of,
-)
+from projections.fold import Rec, area_of, ts, village_of
 from projections.measures import (
     Agg,
-    Fact,
     FactModel,
+    FactRow,
     Filters,
-    fact_from,
+    cancelled,
+    fact,
+    legacy_fact,
 )
 
 TIMELY_SECONDS = 24 * 3600
 LOCAL_LEVELS = frozenset({"household", "group"})
-MEDIATED = frozenset({Outcome.MEDIATED_SUCCESS, Outcome.MEDIATED_FAILURE})
+MEDIATED = frozenset({Outcome.MEDIATED_SUCCESS.value, Outcome.MEDIATED_FAILURE.value})
+SUCCESS = Outcome.MEDIATED_SUCCESS.value
+UNCLEAR = ReturnReason.NOT_OUR_RESPONSIBILITY.value
 KINDS = ("filed", "local", "mediation", "satisfaction", "assignment")
 
-
-@dataclass(frozen=True)
-class CaseFacts:
-    category: str
-    urgency: str
-    unit: str = ""
-    level: str = ""
-    resolution: tuple[dict[str, Any], ...] = ()  # standing facts of the last resolution
-    rating: dict[str, Any] | None = None
-
-    @classmethod
-    def decode(cls, data: dict[str, Any]) -> CaseFacts:
-        data["resolution"] = tuple(data["resolution"])
-        return cls(**data)
+# What a case needs remembered, a tuple: (category, urgency, unit, level, resolution — the
+# standing facts of the last resolution —, rating — the standing satisfaction fact or None)
+CaseFacts = tuple[Any, ...]
+CATEGORY, URGENCY, UNIT, LEVEL, RESOLUTION, RATING = range(6)
 
 
-def _fact(kind: str, s: CaseFacts, event: CaseEvent, unit: str, level: str, flag: int) -> Fact:
-    t = epoch(event.timestamp)
-    return Fact(
-        kind=kind, case_id=case_key(event.originator_id), at=t, recorded=t, unit=unit,
-        area=area_of(unit), level=level, category=s.category, urgency=s.urgency, flag=flag,
+def _fact(kind: str, s: CaseFacts, rec: Rec, unit: str, level: str, flag: int) -> FactRow:
+    return fact(
+        kind, rec.key, rec.t, unit, area_of(unit), level, s[CATEGORY], s[URGENCY], flag=flag
+    )
+
+
+Step = Callable[[CaseFacts, Rec], tuple[CaseFacts, list[FactRow]]]
+
+
+def _assigned(unit_field: str, level_field: str, retold: bool) -> Step:
+    def step(s: CaseFacts, rec: Rec) -> tuple[CaseFacts, list[FactRow]]:
+        d, r = rec.d, list(s)
+        if retold:
+            r[CATEGORY], r[URGENCY] = d["category"], d["urgency"]
+        unit, level = d[unit_field], d[level_field]
+        r[UNIT], r[LEVEL] = unit, level
+        s = tuple(r)
+        return s, [_fact("assignment", s, rec, unit, level, 0)]
+
+    return step
+
+
+def _returned(s: CaseFacts, rec: Rec) -> tuple[CaseFacts, list[FactRow]]:
+    d = rec.d
+    unit = d["unit"]
+    back = fact(
+        "assignment", rec.key, rec.t, unit, area_of(unit), s[LEVEL], s[CATEGORY], s[URGENCY],
+        n=0, value=int(d["reason"] == UNCLEAR), flag=1,
     )  # fmt: skip
+    r = list(s)
+    r[UNIT], r[LEVEL] = d["to_unit"], d["to_level"]
+    return tuple(r), [back]
 
 
-def evolve(s: CaseFacts | None, event: CaseEvent) -> tuple[CaseFacts | None, list[Fact]]:
+def _resolved(s: CaseFacts, rec: Rec) -> tuple[CaseFacts, list[FactRow]]:
+    unit, level, outcome = rec.d["unit"], s[LEVEL], rec.d["outcome"]
+    facts = [_fact("local", s, rec, unit, level, int(level in LOCAL_LEVELS))]
+    if outcome in MEDIATED:
+        facts.append(_fact("mediation", s, rec, unit, level, int(outcome == SUCCESS)))
+    r = list(s)
+    r[RESOLUTION] = tuple(facts)
+    return tuple(r), facts
+
+
+def _reopened(s: CaseFacts, rec: Rec) -> tuple[CaseFacts, list[FactRow]]:
+    undo = [cancelled(f, rec.t) for f in s[RESOLUTION]]
+    r = list(s)
+    r[RESOLUTION] = ()
+    return tuple(r), undo
+
+
+def _rated(s: CaseFacts, rec: Rec) -> tuple[CaseFacts, list[FactRow]]:
+    undo = [cancelled(s[RATING], rec.t)] if s[RATING] else []
+    rated = _fact("satisfaction", s, rec, s[UNIT], s[LEVEL], int(rec.d["score"] >= 4))
+    r = list(s)
+    r[RATING] = rated
+    return tuple(r), [*undo, rated]
+
+
+STEPS: dict[str, Step] = {
+    "CaseRouted": _assigned("handler", "handler_level", retold=False),
+    "CaseReferred": _assigned("to_unit", "to_level", retold=True),
+    "CaseEscalated": _assigned("to_unit", "to_level", retold=False),
+    "CaseReturned": _returned,
+    "CaseResolved": _resolved,
+    "CaseReopened": _reopened,
+    "SatisfactionRated": _rated,
+}  # other events change nothing here
+
+
+def evolve(s: CaseFacts | None, rec: Rec) -> tuple[CaseFacts | None, list[FactRow]]:
     """The pure fold: what a case needs remembered, and the facts this event adds."""
-    t = epoch(event.timestamp)
-    if isinstance(event, PetitionFiled):
-        s = CaseFacts(event.category, event.urgency.value, event.household_unit, "household")
-        timely = int(t - epoch(event.raised_at) <= TIMELY_SECONDS)
-        filed = changed(
-            _fact("filed", s, event, event.household_unit, "household", timely),
-            area=village_of(event.household_unit),
-            urgency="",
-        )
+    if rec.type == "PetitionFiled":
+        d = rec.d
+        unit = d["household_unit"]
+        s = (d["category"], d["urgency"], unit, "household", (), None)
+        timely = int(rec.t - ts(d["raised_at"]) <= TIMELY_SECONDS)
+        filed = fact(
+            "filed", rec.key, rec.t, unit, village_of(unit), "household", d["category"], "",
+            flag=timely,
+        )  # fmt: skip
         return s, [filed]
-    if s is None:
-        return None, []
-    match event:
-        case CaseRouted() | CaseReferred() | CaseEscalated():
-            unit = event.handler if isinstance(event, CaseRouted) else event.to_unit
-            level = (event.handler_level if isinstance(event, CaseRouted) else event.to_level).value
-            if isinstance(event, CaseReferred):
-                s = changed(s, category=event.category, urgency=event.urgency.value)
-            s = changed(s, unit=unit, level=level)
-            return s, [_fact("assignment", s, event, unit, level, 0)]
-        case CaseReturned():
-            back = _fact("assignment", s, event, event.unit, s.level, 1)
-            unclear = int(event.reason is ReturnReason.NOT_OUR_RESPONSIBILITY)
-            s = changed(s, unit=event.to_unit, level=event.to_level.value)
-            return s, [changed(back, n=0, value=unclear)]
-        case CaseResolved():
-            facts = [_fact("local", s, event, event.unit, s.level, int(s.level in LOCAL_LEVELS))]
-            if event.outcome in MEDIATED:
-                success = int(event.outcome is Outcome.MEDIATED_SUCCESS)
-                facts.append(_fact("mediation", s, event, event.unit, s.level, success))
-            return changed(s, resolution=tuple(f.__dict__.copy() for f in facts)), facts
-        case CaseReopened():
-            undo = [fact_from(f).cancelled(t) for f in s.resolution]
-            return changed(s, resolution=()), undo
-        case SatisfactionRated():
-            undo = [fact_from(s.rating).cancelled(t)] if s.rating else []
-            fact = _fact("satisfaction", s, event, s.unit, s.level, int(event.score >= 4))
-            return changed(s, rating=fact.__dict__.copy()), [*undo, fact]
-        case _:
-            return s, []
+    step = STEPS.get(rec.type)
+    if s is None or step is None:
+        return s, []
+    return step(s, rec)
 
 
 class Indicators(FactModel[CaseFacts]):
@@ -127,13 +140,18 @@ class Indicators(FactModel[CaseFacts]):
     base_name: ClassVar[str] = "indicators"
     name: ClassVar[str] = "indicators.g1"
     prefix: ClassVar[str] = "in"
-    state_type: ClassVar[Any] = CaseFacts
     kinds: ClassVar[tuple[str, ...]] = KINDS
 
-    def evolve(
-        self, state: CaseFacts | None, event: CaseEvent
-    ) -> tuple[CaseFacts | None, list[Any]]:
-        return evolve(state, event)
+    @staticmethod
+    def decode(data: Any) -> CaseFacts:
+        if isinstance(data, dict):  # stored before states were arrays
+            data = list(data.values())
+        category, urgency, unit, level, resolution, rating = data
+        facts = tuple(legacy_fact(f) for f in resolution)
+        return (category, urgency, unit, level, facts, legacy_fact(rating))
+
+    def evolve(self, state: CaseFacts | None, rec: Rec) -> tuple[CaseFacts | None, list[Any]]:
+        return evolve(state, rec)
 
     def query(
         self,

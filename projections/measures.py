@@ -25,15 +25,16 @@ sums and means are exact (durations are whole milliseconds).
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 from engine.viewstore import ViewCursor
 from projections.fold import (
     FOREVER,
     JSON_STATE_DDL,
+    WEEK,
+    WEEK_ORIGIN,
     FoldModel,
     S,
     load_json_states,
@@ -60,12 +61,34 @@ ROLLUP_DDL = """CREATE TABLE IF NOT EXISTS {t} (
     PRIMARY KEY (kind, at_week, rec_week, area, level, category, urgency, depth, bucket))"""
 
 
+MARGINALS_DDL = """CREATE TABLE IF NOT EXISTS {t} (
+    kind TEXT NOT NULL, dim TEXT NOT NULL, span BIGINT NOT NULL, val TEXT NOT NULL,
+    period BIGINT NOT NULL, rec_period BIGINT NOT NULL, bucket BIGINT NOT NULL,
+    n BIGINT NOT NULL, value BIGINT NOT NULL, flag BIGINT NOT NULL,
+    PRIMARY KEY (kind, dim, span, val, period, rec_period, bucket))"""
+SPANS = (13, 1)  # marginal periods, in weeks: quarters of 13 weeks, and weeks (always)
+DIM_POSITIONS = {"level": 8, "area": 7, "category": 9, "urgency": 10, "depth": 11}
+
+
 def fact_indexes(facts: str, rollup: str) -> tuple[str, ...]:
     return (
         f"CREATE INDEX IF NOT EXISTS {{{facts}}}_at ON {{{facts}}} (kind, at)",
-        f"CREATE INDEX IF NOT EXISTS {{{facts}}}_rec ON {{{facts}}} (kind, recorded)",
+        # facts recorded in a later week than the one they concern (cancellations): what an
+        # as_of query adds from as_of's week; partial, so the other facts cost no upkeep
+        f"CREATE INDEX IF NOT EXISTS {{{facts}}}_late ON {{{facts}}} (kind, recorded) "
+        "WHERE at_week <> rec_week",
+        f"DROP INDEX IF EXISTS {{{facts}}}_rec",  # all facts by recorded: views before _late
         f"CREATE INDEX IF NOT EXISTS {{{facts}}}_unit ON {{{facts}}} (kind, unit, at)",
     )  # the roll-up's primary key leads with (kind, at_week): it is the index its scans use
+
+
+def marginal_indexes(marginals: str) -> tuple[str, ...]:
+    # rows of facts recorded in a later period than the one they concern (cancellations):
+    # what an as_of query adds for the periods before as_of's, found without a scan
+    return (
+        f"CREATE INDEX IF NOT EXISTS {{{marginals}}}_late ON {{{marginals}}} "
+        "(kind, dim, span, val, rec_period, period) WHERE rec_period <> period",
+    )
 
 
 def bucket_of(value_ms: int) -> int:
@@ -82,51 +105,54 @@ def bucket_value(bucket: int) -> float:
     return 2 * GAMMA ** (bucket - 1) / (GAMMA + 1)
 
 
-@dataclass(frozen=True)
-class Fact:
-    kind: str
-    case_id: str
-    at: float
-    recorded: float
-    unit: str
-    area: str
-    level: str
-    category: str
-    urgency: str
-    depth: int = 0
-    bucket: int = NO_BUCKET
-    n: int = 1
-    value: int = 0
-    flag: int = 0
-
-    def cancelled(self, recorded: float) -> Fact:
-        """The negative copy that withdraws this fact from `recorded` on."""
-        return replace(self, recorded=recorded, n=-self.n, value=-self.value, flag=-self.flag)
-
-    def row(self) -> tuple[Any, ...]:
-        return (
-            self.kind, self.case_id, self.at, self.recorded, week_of(self.at),
-            week_of(self.recorded), self.unit, self.area, self.level, self.category,
-            self.urgency, self.depth, self.bucket, self.n, self.value, self.flag,
-        )  # fmt: skip
+FactRow = tuple[Any, ...]
+"""A fact as a row of the facts table: (kind, case_id, at, recorded, at_week, rec_week,
+unit, area, level, category, urgency, depth, bucket, n, value, flag)."""
+KIND, CASE_ID, AT, RECORDED, AT_WEEK, REC_WEEK, UNIT, AREA = range(8)
+LEVEL, CATEGORY, URGENCY, DEPTH, BUCKET, N, VALUE, FLAG = range(8, 16)
 
 
-def fact_from(data: dict[str, Any]) -> Fact:
-    return Fact(**data)
+def fact(
+    kind: str, case_id: str, t: float, unit: str, area: str, level: str, category: str,
+    urgency: str, *, depth: int = 0, bucket: int = NO_BUCKET, n: int = 1, value: int = 0,
+    flag: int = 0,
+) -> FactRow:  # fmt: skip
+    """A fact about moment `t`, recorded at `t`."""
+    w = week_of(t)
+    return (kind, case_id, t, t, w, w, unit, area, level, category, urgency, depth, bucket,
+            n, value, flag)  # fmt: skip
 
 
-def write_facts(cur: ViewCursor, facts_table: str, rollup_table: str, facts: list[Fact]) -> None:
+def cancelled(f: Sequence[Any], recorded: float) -> FactRow:
+    """The negative copy that withdraws fact `f` from `recorded` on."""
+    return (*f[:3], recorded, f[4], week_of(recorded), *f[6:13], -f[13], -f[14], -f[15])
+
+
+def legacy_fact(f: Any) -> FactRow | None:
+    """A fact as states stored it before facts were tuples (a dict of the fields), or as is."""
+    if not isinstance(f, dict):
+        return None if f is None else tuple(f)
+    return (
+        f["kind"], f["case_id"], f["at"], f["recorded"], week_of(f["at"]),
+        week_of(f["recorded"]), f["unit"], f["area"], f["level"], f["category"],
+        f["urgency"], f["depth"], f["bucket"], f["n"], f["value"], f["flag"],
+    )  # fmt: skip
+
+
+def write_facts(cur: ViewCursor, facts_table: str, rollup_table: str, facts: list[FactRow]) -> None:
     if not facts:
         return
-    rows = [f.row() for f in facts]
-    cur.executemany(f"INSERT INTO {facts_table} VALUES ({', '.join('?' * 16)})", rows)
-    sums: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for r in rows:
+    cur.executemany(f"INSERT INTO {facts_table} VALUES ({', '.join('?' * 16)})", facts)
+    sums: dict[tuple[Any, ...], list[int]] = {}
+    for r in facts:
         key = (r[0], r[4], r[5], r[7], r[8], r[9], r[10], r[11], r[12])
-        s = sums[key]
-        s[0] += r[13]
-        s[1] += r[14]
-        s[2] += r[15]
+        s = sums.get(key)
+        if s is None:
+            sums[key] = [r[13], r[14], r[15]]
+        else:
+            s[0] += r[13]
+            s[1] += r[14]
+            s[2] += r[15]
     t = rollup_table
     cur.executemany(
         f"INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -135,6 +161,79 @@ def write_facts(cur: ViewCursor, facts_table: str, rollup_table: str, facts: lis
         f"flag = {t}.flag + excluded.flag",
         [(*k, *v) for k, v in sorted(sums.items())],
     )
+
+
+def write_marginals(cur: ViewCursor, table: str, facts: list[FactRow], dims: Sequence[str]) -> None:
+    """Add facts to the marginal roll-up: per (kind, one dimension's value or none, span of
+    weeks, period, recorded period, bucket), for each span of SPANS."""
+    if not facts:
+        return
+    weekly: dict[tuple[Any, ...], list[int]] = {}
+    positions = [(d, DIM_POSITIONS[d]) for d in dims]
+    for r in facts:
+        kind, at_week, rec_week, bucket, n, value, flag = (
+            r[0], r[4], r[5], r[12], r[13], r[14], r[15]
+        )  # fmt: skip
+        keys = [(kind, "", 1, "", at_week, rec_week, bucket)]
+        keys += [(kind, d, 1, str(r[i]), at_week, rec_week, bucket) for d, i in positions]
+        for key in keys:
+            acc = weekly.get(key)
+            if acc is None:
+                weekly[key] = [n, value, flag]
+            else:
+                acc[0] += n
+                acc[1] += value
+                acc[2] += flag
+    sums = dict(weekly)
+    for span in SPANS:
+        if span == 1:
+            continue
+        for (kind, dim, _, val, week, rec_week, bucket), (n, value, flag) in weekly.items():
+            key = (kind, dim, span, val, week // span, rec_week // span, bucket)
+            acc = sums.get(key)
+            if acc is None:
+                sums[key] = [n, value, flag]
+            else:
+                acc[0] += n
+                acc[1] += value
+                acc[2] += flag
+    t = table
+    cur.executemany(
+        f"INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (kind, dim, span, val, period, rec_period, bucket) DO UPDATE SET "
+        f"n = {t}.n + excluded.n, value = {t}.value + excluded.value, "
+        f"flag = {t}.flag + excluded.flag",
+        [(*k, *v) for k, v in sorted(sums.items())],
+    )
+
+
+def table_exists(cur: ViewCursor, table: str) -> bool:
+    if cur.dialect == "sqlite":
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    else:
+        sql = "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
+        sql += "AND table_name = ?"
+    return cur.execute(sql, (table,)).fetchone() is not None
+
+
+def backfill_marginals(
+    cur: ViewCursor, facts_table: str, marginals: str, dims: Sequence[str]
+) -> None:
+    """Add every fact of `facts_table` to the (new, empty) marginal roll-up, a quarter at a
+    time, so views made before it existed answer the same as rebuilt ones."""
+    if not table_exists(cur, facts_table):
+        return
+    lo, hi = cur.execute(f"SELECT MIN(at_week), MAX(at_week) FROM {facts_table}").fetchone() or (
+        None,
+        None,
+    )
+    if lo is None or hi is None:
+        return
+    for week in range(int(lo), int(hi) + 1, 13):
+        rows = cur.execute(
+            f"SELECT * FROM {facts_table} WHERE at_week >= ? AND at_week < ?", (week, week + 13)
+        ).fetchall()
+        write_marginals(cur, marginals, rows, dims)
 
 
 # -- queries ----------------------------------------------------------------------------------
@@ -202,10 +301,14 @@ def aggregate(
     *,
     group_by: str | tuple[str, ...] | None = None,
     area_length: int = 9,
+    marginals_table: str | None = None,
+    marginal_dims: Sequence[str] = (),
 ) -> dict[Any, Agg]:
     """Sum the facts of `kind` matching `filters`, per group (None: one group, key None).
 
     `group_by` names one column (keys are its values) or several (keys are tuples).
+    A question about at most one dimension (filtered, scoped or grouped by) is answered
+    from the marginal roll-up, if the model keeps one; others from the weekly roll-up.
     """
     columns = (group_by,) if isinstance(group_by, str) else (group_by or ())
     for column in columns:
@@ -220,6 +323,13 @@ def aggregate(
     if until <= since:
         return {}
     scope_ok = f.scope is None or f.scope.startswith("dept:") or len(f.scope) <= area_length
+    if marginals_table is not None and scope_ok and "unit" not in columns:
+        dim = _one_dimension(f, columns, marginal_dims)
+        if dim is not False:
+            return _from_marginals(
+                cur, facts_table, marginals_table, kind, f, columns, dim, area_length,
+                since, until, as_of,
+            )  # fmt: skip
     use_rollup = scope_ok and "unit" not in columns
     dims, params = _dimension_filters(f)
     group_col = ", ".join("at_week" if c == "week" else c for c in columns) or "NULL"
@@ -240,6 +350,7 @@ def aggregate(
                    week_of(-FOREVER))  # fmt: skip
         w_hi = week_of(until) - 1 if until < FOREVER else week_of(FOREVER)
         w_as_of = week_of(as_of) if as_of < FOREVER else week_of(FOREVER) + 1
+        w_hi = min(w_hi, w_as_of - 1)  # as_of's week is never whole before as_of
         roll_dims, roll_params = _scope(f.scope, "area")
         if w_lo > w_hi:  # no whole week inside the range: raw facts only
             parts.append(
@@ -269,7 +380,8 @@ def aggregate(
             if as_of < FOREVER:
                 parts.append(
                     (
-                        f"{raw} AND recorded >= ? AND recorded <= ? AND at >= ? AND at < ?"
+                        f"{raw} AND recorded >= ? AND recorded <= ? AND +at >= ? AND at < ?"
+                        " AND at_week <> rec_week"
                         f"{dims}{raw_dims}",
                         [kind, week_start(w_as_of), as_of, lo_edge, hi_edge, *params, *raw_params],
                     )
@@ -280,6 +392,115 @@ def aggregate(
             group = tuple(row[:width]) if isinstance(group_by, tuple) else row[0]
             bucket, n, value, flag = row[width:]
             agg = out.setdefault(group, Agg())
+            agg.add(int(bucket), int(n), int(value), int(flag))
+    return {g: a for g, a in out.items() if a.n != 0 or a.flag != 0}
+
+
+def _one_dimension(
+    f: Filters, columns: Sequence[str], dims: Sequence[str]
+) -> str | Literal[False] | None:
+    """The one dimension a question is about (None: none), or False if it needs more."""
+    used = {c for c in columns if c != "week"}
+    used |= {c for c in ("level", "category", "urgency", "depth") if getattr(f, c) is not None}
+    if f.scope is not None:
+        used.add("area")
+    if len(used) > 1 or ("week" in columns and (used or len(columns) > 1)):
+        return False
+    dim = next(iter(used), None)
+    return False if dim is not None and dim not in dims else dim
+
+
+def _from_marginals(
+    cur: ViewCursor, facts_table: str, marginals_table: str, kind: str, f: Filters,
+    columns: Sequence[str], dim: str | None, area_length: int, since: float, until: float,
+    as_of: float,
+) -> dict[Any, Agg]:  # fmt: skip
+    """Sum from the marginal roll-up: whole quarters, then whole weeks, then raw facts.
+
+    For each span (13 weeks, then 1), the periods wholly inside the range are read from the
+    roll-up where they were recorded before as_of's period; the range's edges, and facts of
+    those periods recorded from the start of as_of's period up to as_of, go to the next
+    finer span; the finest is the raw facts. A fact recorded in a later period than the one
+    it concerns is a cancellation: those are found through a partial index.
+    """
+    group = columns[0] if columns else None
+    # the marginal rows: which dimension, and its value condition
+    m_where, m_params = " AND dim = ? AND span = ?", [dim or ""]
+    r_where, r_params = "", []
+    value = getattr(f, dim) if dim in ("level", "category", "urgency", "depth") else None
+    if value is not None:
+        m_where += " AND val = ?"
+        m_params_val: list[Any] = [str(value)]
+        r_where, r_params = f" AND {dim} = ?", [value]
+    elif dim == "area" and f.scope is not None:
+        exact = f.scope.startswith("dept:") or len(f.scope) == area_length
+        m_where += " AND val = ?" if exact else " AND val LIKE ?"
+        m_params_val = [f.scope if exact else f.scope + "%"]
+        r_where, r_params = _scope(f.scope, "unit")
+    elif dim is None:
+        m_where += " AND val = ?"
+        m_params_val = [""]
+    else:
+        m_params_val = []
+    m_group = "val" if group not in (None, "week") else ("period" if group == "week" else "NULL")
+    m_group_by = f"{m_group}, " if group is not None else ""
+    marg = (
+        f"SELECT {m_group}, bucket, SUM(n), SUM(value), SUM(flag) FROM {marginals_table} "
+        f"WHERE kind = ?{m_where} AND period >= ? AND period < ? AND rec_period >= ? "
+        f"AND rec_period < ?"
+    )
+    r_group = {None: "NULL", "week": "at_week"}.get(group, group)
+    raw = (
+        f"SELECT {r_group}, bucket, n, value, flag FROM {facts_table} WHERE kind = ?"
+        f"{r_where} AND at >= ? AND at < ? AND recorded <= ?"
+    )
+    spans = (1,) if group == "week" else SPANS
+    parts: list[tuple[str, list[Any]]] = []
+    big = 1 << 40
+
+    def plan(lo: float, hi: float, rec_lo: float, level: int) -> None:
+        """Facts with lo <= at < hi, recorded in [rec_lo, as_of]; rec_lo is -FOREVER or the
+        start of a period of every finer span, and then later than every such `at`."""
+        if lo >= hi:
+            return
+        late = rec_lo > -FOREVER
+        if level == len(spans):
+            if late:  # facts recorded in as_of's week: the recorded index bounds the scan
+                sql = raw.replace(" AND at >= ?", " AND +at >= ?")
+                sql += " AND recorded >= ? AND at_week <> rec_week"
+                parts.append((sql, [kind, *r_params, lo, hi, as_of, rec_lo]))
+            else:
+                parts.append((raw, [kind, *r_params, lo, hi, as_of]))
+            return
+        span = spans[level]
+        length = span * WEEK
+        p_lo = math.ceil((lo - WEEK_ORIGIN) / length) if lo > -FOREVER else -big
+        p_hi = math.floor((hi - WEEK_ORIGIN) / length) if hi < FOREVER else big
+        p_as_of = math.floor((as_of - WEEK_ORIGIN) / length) if as_of < FOREVER else big
+        p_hi = min(p_hi, p_as_of)  # as_of's own period is never whole before as_of
+        if p_lo >= p_hi:
+            plan(lo, hi, rec_lo, level + 1)
+            return
+        a = WEEK_ORIGIN + p_lo * length if p_lo > -big else lo
+        # p_hi < big here unless both the range and as_of are open
+        b = WEEK_ORIGIN + p_hi * length if p_hi < big else hi
+        p_rec = math.floor((rec_lo - WEEK_ORIGIN) / length) if late else -big
+        sql = marg + (" AND rec_period <> period" if late else "") + f" GROUP BY {m_group_by}bucket"
+        parts.append((sql, [kind, *m_params, span, *m_params_val, p_lo, p_hi, p_rec, p_as_of]))
+        if as_of < FOREVER:  # recorded from the start of as_of's period on
+            plan(a, b, max(rec_lo, WEEK_ORIGIN + p_as_of * length), level + 1)
+        plan(lo, a, rec_lo, level + 1)
+        plan(b, hi, rec_lo, level + 1)
+
+    plan(since, until, -FOREVER, 0)
+    out: dict[Any, Agg] = {}
+    for sql, args in parts:
+        for g, bucket, n, value, flag in cur.execute(sql, args).fetchall():
+            if g is not None and dim == "depth" and group == "depth":
+                g = int(g)
+            agg = out.get(g)
+            if agg is None:
+                agg = out[g] = Agg()
             agg.add(int(bucket), int(n), int(value), int(flag))
     return {g: a for g, a in out.items() if a.n != 0 or a.flag != 0}
 
@@ -334,13 +555,14 @@ class FactModel(FoldModel[S]):
     """A fold whose effects are facts: a JSON state per case, a facts table and its roll-up.
 
     Subclasses give `prefix` (their tables are `<prefix>_state`, `_facts`, `_rollup`),
-    `state_type` (with a `decode` classmethod), the `kinds` they answer, and `evolve`.
+    `decode` (a stored JSON state, an array, back to the state tuple), the `kinds` they
+    answer, and `evolve`.
     """
 
     prefix: ClassVar[str]
-    state_type: ClassVar[Any]
     kinds: ClassVar[tuple[str, ...]] = ()
     extra_tables: ClassVar[dict[str, str]] = {}
+    marginal_dims: ClassVar[tuple[str, ...]] = ("level", "area", "category", "urgency")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -349,24 +571,34 @@ class FactModel(FoldModel[S]):
             f"{p}_state": JSON_STATE_DDL,
             f"{p}_facts": FACTS_DDL,
             f"{p}_rollup": ROLLUP_DDL,
+            f"{p}_marg": MARGINALS_DDL,
             **cls.extra_tables,
         }
-        cls.clustered = frozenset({f"{p}_rollup"})
-        cls.indexes = fact_indexes(f"{p}_facts", f"{p}_rollup")
+        cls.clustered = frozenset({f"{p}_rollup", f"{p}_marg"})
+        cls.indexes = (*fact_indexes(f"{p}_facts", f"{p}_rollup"), *marginal_indexes(f"{p}_marg"))
+
+    def create(self, cur: ViewCursor) -> None:
+        marginals = self.t(f"{self.prefix}_marg")
+        new = not table_exists(cur, marginals)
+        super().create(cur)
+        if new:  # a store from before the marginal roll-up: fill it from the facts
+            backfill_marginals(cur, self.t(f"{self.prefix}_facts"), marginals, self.marginal_dims)
 
     def load_states(self, cur: ViewCursor, keys: Sequence[str]) -> dict[str, S]:
-        return load_json_states(cur, self.t(f"{self.prefix}_state"), keys, self.state_type.decode)
+        return load_json_states(cur, self.t(f"{self.prefix}_state"), keys, self.decode)
+
+    @staticmethod
+    def decode(data: Any) -> Any:
+        raise NotImplementedError
 
     def save_states(self, cur: ViewCursor, states: dict[str, S]) -> None:
         save_json_states(cur, self.t(f"{self.prefix}_state"), states)
 
     def write(self, cur: ViewCursor, effects: list[Any]) -> None:
-        write_facts(
-            cur,
-            self.t(f"{self.prefix}_facts"),
-            self.t(f"{self.prefix}_rollup"),
-            [e for e in effects if isinstance(e, Fact)],
-        )
+        """Write the facts among `effects` (plain tuples; other effects are NamedTuples)."""
+        facts = [e for e in effects if type(e) is tuple]
+        write_facts(cur, self.t(f"{self.prefix}_facts"), self.t(f"{self.prefix}_rollup"), facts)
+        write_marginals(cur, self.t(f"{self.prefix}_marg"), facts, self.marginal_dims)
 
     def query(
         self,
@@ -387,4 +619,6 @@ class FactModel(FoldModel[S]):
             filters,
             group_by=group_by,
             area_length=area_length,
+            marginals_table=self.t(f"{self.prefix}_marg"),
+            marginal_dims=self.marginal_dims,
         )

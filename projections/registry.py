@@ -1,7 +1,8 @@
 """The read models, their generations, the follower that keeps them live, and rebuilds.
 
 `Fanout` follows the log for all read models at once: it reads and decodes each
-batch of events ONCE and hands it to every model, then writes every model's view
+batch of events ONCE (into `Rec`s: the stored JSON, without pydantic models) and hands
+it to every model, then writes every model's view
 changes and position in ONE transaction (engine.follower's contract, shared by
 five models: decoding is most of the cost of following the log, so five
 separate followers would pay it five times). Each model keeps its own position,
@@ -31,15 +32,13 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, Mapper
-from eventsourcing.utils import resolve_topic
 
-from engine.events import CaseEvent
-from engine.follower import Progress, Tracked
+from engine.follower import Progress
 from engine.viewstore import ViewCursor, ViewStore, set_position
 from projections.board import Board
 from projections.case_list import CaseList
 from projections.distortion import Distortion
-from projections.fold import FoldModel, at_generation, case_key
+from projections.fold import Decoder, FoldModel, Rec, at_generation, no_cyclic_gc
 from projections.indicators import Indicators
 from projections.response_times import ResponseTimes
 
@@ -111,7 +110,7 @@ class Fanout:
         self.models = list(models)
         self.batch_size = batch_size
         self.cache_size = cache_size
-        self._skip: dict[str, bool] = {}
+        self._decode = Decoder(mapper)
         # per model: recent cases' states as last written, valid at position _written[name]
         self._cache: dict[str, dict[str, Any]] = {m.name: {} for m in self.models}
         self._written: dict[str, int] = {}
@@ -126,16 +125,12 @@ class Fanout:
     def head(self) -> int:
         return self.recorder.max_notification_id() or 0
 
-    def _is_index(self, topic: str) -> bool:
-        if topic not in self._skip:
-            cls = resolve_topic(topic)
-            self._skip[topic] = not (isinstance(cls, type) and issubclass(cls, CaseEvent)) or bool(
-                getattr(cls, "INDEX", False)
-            )
-        return self._skip[topic]
-
     def step(self) -> int:
         """Process the next batch for every model behind; log positions advanced (0: none)."""
+        with no_cyclic_gc():
+            return self._step()
+
+    def _step(self) -> int:
         positions = self.positions()
         start = min(positions.values())
         notifications = self.recorder.select_notifications(
@@ -143,12 +138,13 @@ class Fanout:
         )
         if not notifications:
             return 0
-        batch = [
-            Tracked(n.id, self.mapper.to_domain_event(n))  # type: ignore[arg-type]
-            for n in notifications
-            if not self._is_index(n.topic)
-        ]
-        keys = [case_key(t.event.originator_id) for t in batch]
+        decode = self._decode
+        batch: list[tuple[int, Rec]] = []
+        for n in notifications:
+            rec = decode(n.topic, n.originator_id, n.state)
+            if rec is not None:
+                batch.append((n.id, rec))
+        recs = [rec for _, rec in batch]
         last = notifications[-1].id
         written: dict[str, dict[str, Any]] = {}
         with self.views.transaction() as cur:
@@ -163,12 +159,8 @@ class Fanout:
                     cache.clear()  # not the position this follower left: trust the tables only
                 if now != positions[model.name] or now >= last:
                     continue  # another follower moved it, or it is already past this batch
-                if now > start:
-                    ahead = [i for i, t in enumerate(batch) if t.position > now]
-                    part, part_keys = [batch[i] for i in ahead], [keys[i] for i in ahead]
-                else:
-                    part, part_keys = batch, keys
-                written[model.name] = model.apply(cur, part, part_keys, cache)
+                part = [rec for i, rec in batch if i > now] if now > start else recs
+                written[model.name] = model.apply(cur, part, cache)
                 set_position(cur, model.name, last)
         for name, states in written.items():  # committed: remember them
             self._remember(self._cache[name], states)
@@ -203,9 +195,12 @@ def run_live(
     stop: threading.Event,
     *,
     interval: float = 0.2,
-    batch_size: int = 1000,
+    batch_size: int = 5000,
 ) -> None:
-    """Keep every read model live until `stop` is set (a worker of `lianhu serve`)."""
+    """Keep every read model live until `stop` is set (a worker of `lianhu serve`).
+
+    `batch_size` only caps a batch: live, a batch is what arrived since the last one; after
+    downtime, larger batches catch up faster (fewer commits, states written once per batch)."""
     fanout: Fanout | None = None
     while not stop.is_set():
         try:
@@ -226,7 +221,7 @@ def catch_up_all(
     mapper: Mapper[UUID],
     progress: Progress | None = None,
     *,
-    batch_size: int = 5000,
+    batch_size: int = 10_000,
 ) -> int:
     """Bring every read model up to the head of the log now."""
     fanout = Fanout(
@@ -242,7 +237,7 @@ def rebuild(
     name: str,
     progress: Progress | None = None,
     *,
-    batch_size: int = 5000,
+    batch_size: int = 10_000,
     switch: Callable[[], None] | None = None,
 ) -> int:
     """Replay the log from 0 into a fresh generation of `name`, then switch to it.

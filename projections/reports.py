@@ -7,12 +7,14 @@ events recorded up to T; None means now (the live view).
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 from projections.board import Board
 from projections.case_list import CaseList
 from projections.distortion import SCALE, Distortion
-from projections.fold import week_label
+from projections.fold import no_cyclic_gc, week_label
 from projections.indicators import Indicators
 from projections.measures import RELATIVE_ERROR, Agg, Filters, group_key, summarise_durations
 from projections.registry import Projections
@@ -29,12 +31,29 @@ TARGETS = {
 }
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def paused_gc(report: Callable[P, R]) -> Callable[P, R]:
+    """Run a report with the cyclic GC paused (projections.fold.no_cyclic_gc): it builds
+    thousands of short-lived rows and no cycles."""
+
+    @functools.wraps(report)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with no_cyclic_gc():
+            return report(*args, **kwargs)
+
+    return run
+
+
 def _share(agg: Agg | None) -> dict[str, Any]:
     if agg is None:
         return {"count": 0, "yes": 0, "share": None}
     return {"count": agg.n, "yes": agg.flag, "share": agg.share}
 
 
+@paused_gc
 def response_times(
     p: Projections, kind: str, filters: Filters, group_by: str | None = None
 ) -> dict[str, Any]:
@@ -53,6 +72,7 @@ def response_times(
     }
 
 
+@paused_gc
 def distortion(p: Projections, filters: Filters, group_by: str = "depth") -> dict[str, Any]:
     with p.views.reading() as cur:
         model = p.model("distortion", cur)
@@ -89,13 +109,15 @@ def distortion(p: Projections, filters: Filters, group_by: str = "depth") -> dic
     }
 
 
+@paused_gc
 def chain(p: Projections, case_id: str, as_of: float | None = None) -> list[dict[str, Any]]:
     with p.views.reading() as cur:
         model = p.model("distortion", cur)
         assert isinstance(model, Distortion)
-        return [link.__dict__.copy() for link in model.chain(cur, case_id, as_of)]
+        return [link._asdict() for link in model.chain(cur, case_id, as_of)]
 
 
+@paused_gc
 def board(p: Projections, at: float, warn_share: float, scope: str | None) -> dict[str, Any]:
     with p.views.reading() as cur:
         model = p.model("board", cur)
@@ -109,6 +131,7 @@ def board(p: Projections, at: float, warn_share: float, scope: str | None) -> di
     return {"at": at, "warn_share": warn_share, "units": rows, "totals": totals}
 
 
+@paused_gc
 def indicators(p: Projections, filters: Filters, at: float, warn_share: float) -> dict[str, Any]:
     with p.views.reading() as cur:
         model = p.model("indicators", cur)
@@ -127,7 +150,10 @@ def indicators(p: Projections, filters: Filters, at: float, warn_share: float) -
         for unit, a in sorted(per_unit.items())
         if unit.startswith("dept:")
     ]
-    unowned = board(p, at, warn_share, filters.scope)["totals"]["returned"]
+    with p.views.reading() as cur:
+        bd = p.model("board", cur)
+        assert isinstance(bd, Board)
+        unowned = bd.returned(cur, at=at, scope=filters.scope)
     return {
         "collection_timeliness": _share(one["filed"]),
         "mediation_success": _share(one["mediation"]),
@@ -139,6 +165,7 @@ def indicators(p: Projections, filters: Filters, at: float, warn_share: float) -
     }
 
 
+@paused_gc
 def heatmap(p: Projections, filters: Filters) -> dict[str, Any]:
     """Petitions per village × category × week (the demand heat map)."""
     with p.views.reading() as cur:
@@ -153,6 +180,7 @@ def heatmap(p: Projections, filters: Filters) -> dict[str, Any]:
     return {"cells": rows, "total": sum(r["count"] for r in rows)}
 
 
+@paused_gc
 def cases(p: Projections, now: float, warn_share: float, **filters: Any) -> dict[str, Any]:
     with p.views.reading() as cur:
         model = p.model("case_list", cur)

@@ -14,111 +14,119 @@ case's category and urgency as they stood then.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-from engine.events import (
-    CaseAccepted,
-    CaseEscalated,
-    CaseEvent,
-    CaseReferred,
-    CaseReopened,
-    CaseResolved,
-    CaseResumed,
-    CaseReturned,
-    CaseRouted,
-    DeadlineExtended,
-    PetitionFiled,
-)
 from engine.values import DeadlineKind
-from projections.fold import (
-    area_of,
-    case_key,
-    changed,
-    epoch,
-)
-from projections.measures import (
-    Fact,
-    FactModel,
-    bucket_of,
-    fact_from,
-)
+from projections.fold import Rec, area_of, ts, ts_or_none
+from projections.measures import FactModel, FactRow, bucket_of, cancelled, fact, legacy_fact
 
 KINDS = ("assignment", "first", "resolution")
 
-
-@dataclass(frozen=True)
-class CaseTimes:
-    raised: float
-    category: str
-    urgency: str
-    unit: str = ""
-    level: str = ""
-    assigned_at: float | None = None  # the open assignment, None once accepted or returned
-    first_done: bool = False
-    resolve_due: float | None = None
-    resolution: dict[str, Any] | None = None  # the fact of the standing resolution
-
-    @classmethod
-    def decode(cls, data: dict[str, Any]) -> CaseTimes:
-        return cls(**data)
+# A case's timing state, a tuple: (raised, category, urgency, unit, level, assigned_at — the
+# open assignment, None once accepted or returned —, first_done, resolve_due, resolution —
+# the fact of the standing resolution, or None)
+CaseTimes = tuple[Any, ...]
+RAISED, CATEGORY, URGENCY, UNIT, LEVEL, ASSIGNED_AT, FIRST_DONE, RESOLVE_DUE, RESOLUTION = range(9)
+RESOLVE = DeadlineKind.RESOLVE.value
 
 
 def _duration_fact(
-    kind: str, s: CaseTimes, event: CaseEvent, unit: str, start: float, flag: int = 0
-) -> Fact:
-    t = epoch(event.timestamp)
-    ms = round((t - start) * 1000)
-    return Fact(
-        kind=kind, case_id=case_key(event.originator_id), at=t, recorded=t, unit=unit,
-        area=area_of(unit), level=s.level, category=s.category, urgency=s.urgency,
+    kind: str, s: CaseTimes, rec: Rec, unit: str, start: float, flag: int = 0
+) -> FactRow:
+    ms = round((rec.t - start) * 1000)
+    return fact(
+        kind, rec.key, rec.t, unit, area_of(unit), s[LEVEL], s[CATEGORY], s[URGENCY],
         bucket=bucket_of(ms), value=ms, flag=flag,
     )  # fmt: skip
 
 
-def evolve(s: CaseTimes | None, event: CaseEvent) -> tuple[CaseTimes | None, list[Fact]]:
+Step = Callable[[CaseTimes, Rec], tuple[CaseTimes, list[FactRow]]]
+
+
+def _assigned(unit_field: str, level_field: str, retold: bool) -> Step:
+    def step(s: CaseTimes, rec: Rec) -> tuple[CaseTimes, list[FactRow]]:
+        d, r = rec.d, list(s)
+        r[UNIT], r[LEVEL], r[ASSIGNED_AT] = d[unit_field], d[level_field], rec.t
+        r[RESOLVE_DUE] = ts(d["resolve_due"])
+        if retold:
+            r[CATEGORY], r[URGENCY] = d["category"], d["urgency"]
+        return tuple(r), []
+
+    return step
+
+
+def _returned(s: CaseTimes, rec: Rec) -> tuple[CaseTimes, list[FactRow]]:
+    r = list(s)
+    r[UNIT], r[LEVEL], r[ASSIGNED_AT] = rec.d["to_unit"], rec.d["to_level"], None
+    return tuple(r), []
+
+
+def _accepted(s: CaseTimes, rec: Rec) -> tuple[CaseTimes, list[FactRow]]:
+    facts = []
+    unit = rec.d["unit"]
+    if s[ASSIGNED_AT] is not None:
+        facts.append(_duration_fact("assignment", s, rec, unit, s[ASSIGNED_AT]))
+    if not s[FIRST_DONE]:
+        facts.append(_duration_fact("first", s, rec, unit, s[RAISED]))
+    r = list(s)
+    r[ASSIGNED_AT], r[FIRST_DONE] = None, True
+    return tuple(r), facts
+
+
+def _extended(s: CaseTimes, rec: Rec) -> tuple[CaseTimes, list[FactRow]]:
+    if rec.d["kind"] != RESOLVE:
+        return s, []
+    r = list(s)
+    r[RESOLVE_DUE] = ts(rec.d["new_due"])
+    return tuple(r), []
+
+
+def _resumed(s: CaseTimes, rec: Rec) -> tuple[CaseTimes, list[FactRow]]:
+    r = list(s)
+    r[RESOLVE_DUE] = ts_or_none(rec.d["resolve_due"])
+    return tuple(r), []
+
+
+def _resolved(s: CaseTimes, rec: Rec) -> tuple[CaseTimes, list[FactRow]]:
+    due = s[RESOLVE_DUE]
+    on_time = int(due is not None and rec.t <= due)
+    done = _duration_fact("resolution", s, rec, rec.d["unit"], s[RAISED], on_time)
+    r = list(s)
+    r[RESOLUTION] = done
+    return tuple(r), [done]
+
+
+def _reopened(s: CaseTimes, rec: Rec) -> tuple[CaseTimes, list[FactRow]]:
+    facts = [cancelled(s[RESOLUTION], rec.t)] if s[RESOLUTION] else []
+    r = list(s)
+    r[RESOLUTION], r[RESOLVE_DUE] = None, ts(rec.d["resolve_due"])
+    return tuple(r), facts
+
+
+STEPS: dict[str, Step] = {
+    "CaseRouted": _assigned("handler", "handler_level", retold=False),
+    "CaseEscalated": _assigned("to_unit", "to_level", retold=False),
+    "CaseReferred": _assigned("to_unit", "to_level", retold=True),
+    "CaseReturned": _returned,
+    "CaseAccepted": _accepted,
+    "DeadlineExtended": _extended,
+    "CaseResumed": _resumed,
+    "CaseResolved": _resolved,
+    "CaseReopened": _reopened,
+}  # other events change nothing here
+
+
+def evolve(s: CaseTimes | None, rec: Rec) -> tuple[CaseTimes | None, list[FactRow]]:
     """The pure fold: a case's timing state, and the facts this event adds."""
-    if isinstance(event, PetitionFiled):
-        return CaseTimes(epoch(event.raised_at), event.category, event.urgency.value), []
-    if s is None:
-        return None, []
-    t = epoch(event.timestamp)
-    match event:
-        case CaseRouted() | CaseEscalated():
-            unit = event.handler if isinstance(event, CaseRouted) else event.to_unit
-            level = event.handler_level if isinstance(event, CaseRouted) else event.to_level
-            return changed(
-                s, unit=unit, level=level.value, assigned_at=t, resolve_due=epoch(event.resolve_due)
-            ), []
-        case CaseReferred():
-            return changed(
-                s, unit=event.to_unit, level=event.to_level.value, assigned_at=t,
-                category=event.category, urgency=event.urgency.value,
-                resolve_due=epoch(event.resolve_due),
-            ), []  # fmt: skip
-        case CaseReturned():
-            return changed(s, unit=event.to_unit, level=event.to_level.value, assigned_at=None), []
-        case CaseAccepted():
-            facts = []
-            if s.assigned_at is not None:
-                facts.append(_duration_fact("assignment", s, event, event.unit, s.assigned_at))
-            if not s.first_done:
-                facts.append(_duration_fact("first", s, event, event.unit, s.raised))
-            return changed(s, assigned_at=None, first_done=True), facts
-        case DeadlineExtended() if event.kind is DeadlineKind.RESOLVE:
-            return changed(s, resolve_due=epoch(event.new_due)), []
-        case CaseResumed():
-            due = epoch(event.resolve_due) if event.resolve_due else None
-            return changed(s, resolve_due=due), []
-        case CaseResolved():
-            on_time = int(s.resolve_due is not None and t <= s.resolve_due)
-            fact = _duration_fact("resolution", s, event, event.unit, s.raised, on_time)
-            return changed(s, resolution=fact.__dict__.copy()), [fact]
-        case CaseReopened():
-            facts = [fact_from(s.resolution).cancelled(t)] if s.resolution else []
-            return changed(s, resolution=None, resolve_due=epoch(event.resolve_due)), facts
-        case _:
-            return s, []
+    if rec.type == "PetitionFiled":
+        d = rec.d
+        return (ts(d["raised_at"]), d["category"], d["urgency"], "", "", None, False, None,
+                None), []  # fmt: skip
+    step = STEPS.get(rec.type)
+    if s is None or step is None:
+        return s, []
+    return step(s, rec)
 
 
 class ResponseTimes(FactModel[CaseTimes]):
@@ -127,10 +135,13 @@ class ResponseTimes(FactModel[CaseTimes]):
     base_name: ClassVar[str] = "response_times"
     name: ClassVar[str] = "response_times.g1"
     prefix: ClassVar[str] = "rt"
-    state_type: ClassVar[Any] = CaseTimes
     kinds: ClassVar[tuple[str, ...]] = KINDS
 
-    def evolve(
-        self, state: CaseTimes | None, event: CaseEvent
-    ) -> tuple[CaseTimes | None, list[Any]]:
-        return evolve(state, event)
+    @staticmethod
+    def decode(data: Any) -> CaseTimes:
+        if isinstance(data, dict):  # stored before states were arrays
+            data = [*list(data.values())[:8], legacy_fact(data["resolution"])]
+        return tuple(data)
+
+    def evolve(self, state: CaseTimes | None, rec: Rec) -> tuple[CaseTimes | None, list[Any]]:
+        return evolve(state, rec)

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.events import CaseEvent
-from engine.follower import Tracked
 from engine.viewstore import ViewStore
 from projections import reports
+from projections.fold import record_of
 from projections.measures import Filters
 from projections.registry import MODELS, Projections
 from tests.projections.test_folds import RULES, world
@@ -37,7 +37,7 @@ def test_as_of_equals_a_view_of_the_log_cut_at_that_moment(seed: int, moment: fl
         at = first + moment * (clock.now().timestamp() - first)
         notifications = service.recorder.select_notifications(start=1, limit=100_000)
         cut = [
-            Tracked(n.id, e)
+            record_of(e)
             for n in notifications
             if isinstance(e := service.mapper.to_domain_event(n), CaseEvent)
             and not e.INDEX

@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 
 from engine.clock import FakeClock
 from engine.events import CaseEvent, CaseReopened, CaseResumed, CaseSuspended, PetitionFiled
-from engine.follower import Tracked
 from engine.persistence import sqlite_env
 from engine.service import CaseService
 from engine.viewstore import ViewStore
 from projections.case_list import OPEN, light_of
+from projections.fold import Decoder, Rec, record_of
 from projections.measures import RELATIVE_ERROR, Agg, Filters
 from projections.registry import MODELS, Projections
 from routing_rules import RuleSet, default_rule_set_path, load_rule_set
@@ -229,12 +229,13 @@ def test_case_list_matches_the_aggregates(seed: int) -> None:
 def test_folding_in_chunks_equals_folding_at_once(seed: int, cuts: list[int]) -> None:
     with world(seed, cases=6, steps=50) as (service, _, _, _):
         notifications = service.recorder.select_notifications(start=1, limit=10_000)
+        decode = Decoder(service.mapper)
         tracked = [
-            Tracked(n.id, e)
+            rec
             for n in notifications
-            if isinstance(e := service.mapper.to_domain_event(n), CaseEvent) and not e.INDEX
+            if (rec := decode(n.topic, n.originator_id, n.state)) is not None
         ]
-        assert isinstance(tracked[0].event, PetitionFiled)
+        assert tracked[0].type == "PetitionFiled"
         bounds = sorted({0, len(tracked), *(c % (len(tracked) + 1) for c in cuts)})
         with tempfile.TemporaryDirectory() as tmp:
             at_once, in_chunks = (ViewStore(sqlite_path=f"{tmp}/{n}.db") for n in ("a", "b"))
@@ -254,3 +255,64 @@ def test_folding_in_chunks_equals_folding_at_once(seed: int, cuts: list[int]) ->
             finally:
                 at_once.close()
                 in_chunks.close()
+
+
+@FOLD_SETTINGS
+@given(seed=st.integers(0, 10_000))
+def test_stored_events_decode_to_the_records_of_the_domain_events(seed: int) -> None:
+    """The follower folds stored JSON without building pydantic models: it must read every
+    case event exactly as the validated domain event would give it, and skip the rest."""
+    with world(seed, cases=6, steps=60) as (service, _, _, _):
+        decode = Decoder(service.mapper)
+        seen: set[str] = set()
+        for n in service.recorder.select_notifications(start=1, limit=10_000):
+            event = service.mapper.to_domain_event(n)
+            rec = decode(n.topic, n.originator_id, n.state)
+            if not isinstance(event, CaseEvent) or event.INDEX:
+                assert rec is None
+                continue
+            assert rec == record_of(event)
+            assert rec.t == event.timestamp.timestamp()
+            assert rec.key == str(event.originator_id) and rec.type == type(event).__name__
+            seen.add(rec.type)
+    assert {"PetitionFiled", "CaseRouted"} <= seen and len(seen) >= 4
+
+
+def test_records_carry_the_events_times_and_enum_values() -> None:
+    event = PetitionFiled.model_validate(
+        {
+            "originator_id": "6a1f5c0e-0d3c-4f7e-9d59-1b2b9c7d6e01",
+            "originator_version": 1,
+            "timestamp": "2026-03-02T12:00:00.250000+08:00",
+            "originator_topic": "engine.case:Case",
+            "number": "N1",
+            "household_unit": "510123001001001001",
+            "channel": "visit",
+            "category": "c",
+            "urgency": "urgent",
+            "title": "t",
+            "description": "d",
+            "location": "",
+            "reporter": {},
+            "raised_at": "2026-03-02T03:00:00Z",
+            "fingerprint": "",
+        }
+    )
+    rec: Rec = record_of(event)
+    assert rec.t == event.timestamp.timestamp() == 1772424000.25
+    assert rec.d["urgency"] == "urgent"
+
+
+@FOLD_SETTINGS
+@given(seed=st.integers(0, 10_000), moment=st.floats(0.0, 1.0))
+def test_the_returned_count_is_the_boards(seed: int, moment: float) -> None:
+    """Indicators count unowned (returned) cases without the board's lights: same number."""
+    with world(seed, cases=12, steps=120) as (service, projections, ids, clock):
+        first = service.history(ids[0])[0].timestamp.timestamp()
+        at = first + moment * (clock.now().timestamp() - first)
+        with projections.views.reading() as cur:
+            board = projections.model("board", cur)
+            for scope in (None, "510123001", "dept:water"):
+                units = board.board(cur, at=at, warn_share=0.75, scope=scope)  # type: ignore[attr-defined]
+                count = board.returned(cur, at=at, scope=scope)  # type: ignore[attr-defined]
+                assert count == sum(u.returned for u in units)

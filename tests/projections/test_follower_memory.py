@@ -4,6 +4,7 @@ second process) moved the position in between, the tables equal a plain catch-up
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,7 @@ def test_a_failed_batch_leaves_no_trace_in_memory(
         monkeypatch.setattr(type(victim), "write", failing)
         with pytest.raises(RuntimeError):
             fanout.step()  # rolled back: no model's states from this batch may be remembered
+        assert gc.isenabled()  # the batch paused the cyclic GC; a failure must not leave it off
         monkeypatch.undo()
         fanout.catch_up()
         assert _dump(views) == _reference(service, tmp_path)

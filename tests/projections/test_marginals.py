@@ -1,0 +1,179 @@
+"""The roll-ups answer exactly what a plain sum over the facts answers, for any range,
+as_of, scope, dimension filter and grouping: the marginal roll-up (quarters, weeks, raw
+edges and late cancellations) and the weekly one, over histories longer than a year."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine.viewstore import ViewStore
+from projections.fold import WEEK, WEEK_ORIGIN, area_of
+from projections.measures import (
+    MARGINALS_DDL,
+    NO_BUCKET,
+    ROLLUP_DDL,
+    Agg,
+    FactRow,
+    Filters,
+    aggregate,
+    cancelled,
+    fact,
+    marginal_indexes,
+    write_facts,
+    write_marginals,
+)
+from tests.projections.test_folds import world
+
+T0 = WEEK_ORIGIN + 2900 * WEEK + 3 * 86400.0 + 1234.5  # a Thursday in 2025, not a boundary
+SPAN = 520 * 86400.0
+UNITS = ["510123001001", "510123001002", "510123002001", "510123101003", "dept:water"]
+DIMS = ("level", "area", "category", "urgency", "depth")
+FACTS, ROLLUP, MARG = "f_facts", "f_rollup", "f_marg"
+
+
+def history(seed: int) -> list[FactRow]:
+    rng = random.Random(seed)
+    facts: list[FactRow] = []
+    for i in range(600):
+        at = T0 + rng.random() * SPAN
+        unit = rng.choice(UNITS)
+        one = fact(
+            rng.choice(["a", "b"]), f"c{i}", at, unit, area_of(unit),
+            rng.choice(["village", "township", "department"]), rng.choice(["x", "y"]),
+            rng.choice(["normal", "urgent"]), depth=rng.randint(0, 2),
+            bucket=rng.choice([NO_BUCKET, rng.randint(0, 40)]), value=rng.randint(0, 10**6),
+            flag=rng.randint(0, 1),
+        )  # fmt: skip
+        facts.append(one)
+        if rng.random() < 0.25:  # withdrawn later: the same hour, or up to months on
+            facts.append(cancelled(one, at + rng.choice([60.0, rng.random() * 200 * 86400])))
+    return sorted(facts, key=lambda f: f[3])  # the log's order: by recorded time
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ViewStore, list[FactRow]]]:
+    path: Path = tmp_path_factory.mktemp("marginals")
+    views = ViewStore(sqlite_path=str(path / "v.db"))
+    facts = history(3)
+    with views.transaction() as cur:
+        cur.execute(
+            "CREATE TABLE f_facts (kind TEXT, case_id TEXT, at DOUBLE PRECISION, "
+            "recorded DOUBLE PRECISION, at_week BIGINT, rec_week BIGINT, unit TEXT, area TEXT, "
+            "level TEXT, category TEXT, urgency TEXT, depth BIGINT, bucket BIGINT, n BIGINT, "
+            "value BIGINT, flag BIGINT)"
+        )
+        cur.execute(ROLLUP_DDL.format(t=ROLLUP))
+        cur.execute(MARGINALS_DDL.format(t=MARG))
+        for index in marginal_indexes("f_marg"):
+            cur.execute(index.format(f_marg=MARG))
+    for lo in range(0, len(facts), 97):  # in batches, as a follower writes them
+        with views.transaction() as cur:
+            write_facts(cur, FACTS, ROLLUP, facts[lo : lo + 97])
+            write_marginals(cur, MARG, facts[lo : lo + 97], DIMS)
+    yield views, facts
+    views.close()
+
+
+def plain(facts: list[FactRow], kind: str, f: Filters, group: str | None) -> dict[Any, Any]:
+    since = f.since if f.since is not None else -1e15
+    until = f.until if f.until is not None else 1e15
+    as_of = f.as_of if f.as_of is not None else 1e15
+    out: dict[Any, Agg] = {}
+    for r in facts:
+        if r[0] != kind or not since <= r[2] < min(until, as_of + 1e-6) or r[3] > as_of:
+            continue
+        if f.scope is not None and not (
+            r[6] == f.scope if f.scope.startswith("dept:") else r[6].startswith(f.scope)
+        ):
+            continue
+        if any(getattr(f, d) is not None and getattr(f, d) != r[i] for d, i in
+               (("level", 8), ("category", 9), ("urgency", 10), ("depth", 11))):  # fmt: skip
+            continue
+        g = None if group is None else r[{"week": 4, "area": 7, "level": 8, "depth": 11}[group]]
+        out.setdefault(g, Agg()).add(r[12], r[13], r[14], r[15])
+    return {g: shape(a) for g, a in out.items() if a.n != 0 or a.flag != 0}
+
+
+def shape(a: Agg) -> tuple[int, int, int, dict[int, int]]:
+    return (a.n, a.value, a.flag, {b: c for b, c in a.histogram.items() if c})
+
+
+moments = st.floats(0, 1).map(lambda x: T0 - 20 * 86400 + x * (SPAN + 60 * 86400))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    kind=st.sampled_from(["a", "b"]),
+    since=st.none() | moments,
+    until=st.none() | moments,
+    as_of=st.none() | moments,
+    scope=st.sampled_from([None, "510123001", "510123", "dept:water", "510123002"]),
+    level=st.sampled_from([None, None, "township"]),
+    depth=st.sampled_from([None, None, 1]),
+    group=st.sampled_from([None, "week", "area", "level", "depth"]),
+)
+def test_roll_ups_equal_a_plain_sum(
+    store: tuple[ViewStore, list[FactRow]],
+    kind: str,
+    since: float | None,
+    until: float | None,
+    as_of: float | None,
+    scope: str | None,
+    level: str | None,
+    depth: int | None,
+    group: str | None,
+) -> None:
+    views, facts = store
+    f = Filters(since=since, until=until, as_of=as_of, scope=scope, level=level, depth=depth)
+    expected = plain(facts, kind, f, group)
+    with views.reading() as cur:
+        for marginals in (MARG, None):
+            got = aggregate(
+                cur, FACTS, ROLLUP, kind, f, group_by=group, marginals_table=marginals,
+                marginal_dims=DIMS,
+            )  # fmt: skip
+            assert {g: shape(a) for g, a in got.items()} == expected, marginals
+
+
+def test_a_county_year_reads_quarters(store: tuple[ViewStore, list[FactRow]]) -> None:
+    """A year of one kind, county-wide, reads quarter rows, then weeks and raw facts only
+    at the edges of the range."""
+    views, _ = store
+    asked: list[tuple[str, list[Any]]] = []
+    with views.reading() as cur:
+        real = cur.execute
+
+        def spy(sql: str, params: Any = ()) -> Any:
+            asked.append((sql, list(params)))
+            return real(sql, params)
+
+        cur.execute = spy  # type: ignore[method-assign]
+        aggregate(
+            cur, FACTS, ROLLUP, "a", Filters(since=T0 + 40 * 86400, until=T0 + 405 * 86400),
+            marginals_table=MARG, marginal_dims=DIMS,
+        )  # fmt: skip
+    spans = [params[2] for sql, params in asked if MARG in sql]
+    assert spans[0] == 13 and set(spans) == {13, 1}
+    assert all(sql.count("?") == len(params) for sql, params in asked)
+    assert not any(ROLLUP in sql for sql, _ in asked)
+
+
+@pytest.mark.parametrize("name", ["response_times", "distortion", "indicators"])
+def test_views_from_before_the_marginal_roll_up_get_it_filled(name: str) -> None:
+    with world(17, cases=10, steps=120) as (_, projections, _, _):
+        with projections.views.transaction() as cur:
+            model = projections.model(name, cur)
+            before = model.dump(cur)
+            marginals = model.t(f"{model.prefix}_marg")  # type: ignore[attr-defined]
+            assert len(before[f"{model.prefix}_marg"]) > 10  # type: ignore[attr-defined]
+            cur.execute(f"DROP TABLE {marginals}")
+        with projections.views.transaction() as cur:
+            model.create(cur)  # what the follower does when it starts
+            assert model.dump(cur) == before
