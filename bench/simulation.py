@@ -17,13 +17,11 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 from bench.filing import Bare, Note, Row, row
 from engine.persistence import sqlite_env
-from engine.sim.run import Scenario, designs, play
+from engine.sim.run import Scenario, designs, play, scratch_dir
 
 NOTES = """How to read the simulation figures:
 
@@ -39,11 +37,6 @@ NOTES = """How to read the simulation figures:
 
 def log(message: str) -> None:
     print(f"[simulation] {message}", file=sys.stderr, flush=True)
-
-
-def scratch() -> Path:
-    shm = Path("/dev/shm")
-    return Path(tempfile.mkdtemp(prefix="lianhu-bench-sim-", dir=shm if shm.is_dir() else None))
 
 
 def demo_wall_time(weeks: int) -> list[Row]:
@@ -70,7 +63,7 @@ def demo_wall_time(weeks: int) -> list[Row]:
 
 
 def engine_rate(weeks: int) -> list[Row]:
-    root = scratch()
+    root = scratch_dir("lianhu-bench-sim-")
     try:
         log(f"playing {weeks} week(s) of the lianhu design in {root}")
         began = time.perf_counter()

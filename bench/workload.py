@@ -27,14 +27,7 @@ def petitions(rules: RuleSet, *, seed: int = 2026) -> Iterator[FilePetition]:
     n = 0
     while True:
         d = draft(rng, rng.choices(categories, weights)[0])
-        yield FilePetition(
-            household_unit=rng.choice(households),
-            channel=rng.choice(channels),
-            category=d.category,
-            urgency=d.urgency,
-            title=d.title,
-            description=d.description,
-            location=d.location,
-            reporter=reporter(rng, n),
-        )
+        household = rng.choice(households)
+        channel = rng.choice(channels)
+        yield d.petition(household, reporter(rng, n), channel=channel)
         n += 1

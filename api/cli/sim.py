@@ -7,7 +7,6 @@ import multiprocessing
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -32,7 +31,7 @@ from engine.settings import Settings
 from engine.sim.behaviour import BEHAVIOURS
 from engine.sim.county import SIZES
 from engine.sim.report import measure, table
-from engine.sim.run import Design, Scenario, design_for, designs
+from engine.sim.run import Design, Scenario, design_for, designs, scratch_dir
 from routing_rules import default_rule_set_path, load_rule_set
 
 Seed = Annotated[int, typer.Option(help="same seed, same cases and events, byte for byte")]
@@ -226,9 +225,7 @@ def _workdir(keep: Path | None) -> Iterator[Path]:
         keep.mkdir(parents=True, exist_ok=True)
         yield keep
         return
-    shm = Path("/dev/shm")  # a scratch store needs no disk: memory-backed when there is one
-    scratch = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-    root = Path(tempfile.mkdtemp(prefix="lianhu-sim-", dir=scratch))
+    root = scratch_dir("lianhu-sim-")
     try:
         yield root
     finally:

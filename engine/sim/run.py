@@ -19,8 +19,10 @@ its own, and the owner accepts and resolves it.
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -49,6 +51,14 @@ DISPUTES = frozenset({"neighbour_dispute", "property_dispute"})
 MISREADINGS = frozenset({"swap", "generalise"})
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A fresh folder for a throwaway store: memory-backed (/dev/shm) when there is one,
+    since a scratch store needs no disk."""
+    shm = Path("/dev/shm")
+    under = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=under))
 
 
 @dataclass(frozen=True)
@@ -209,15 +219,10 @@ class Player:
     def file(self, arrival: Arrival) -> None:
         d = arrival.draft
         filed = self.service.file_petition(
-            c.FilePetition(
-                household_unit=arrival.household_unit,
+            d.petition(
+                arrival.household_unit,
+                arrival.reporter,
                 channel=arrival.channel,
-                category=d.category,
-                urgency=d.urgency,
-                title=d.title,
-                description=d.description,
-                location=d.location,
-                reporter=arrival.reporter,
                 raised_at=arrival.raised_at,
             ),
             idempotency_key=f"sim:{self.seed}:{arrival.n}",

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import datetime
 
-from engine.values import Reporter
+from engine.commands import FilePetition
+from engine.values import Channel, Reporter
 from routing_rules import Urgency
 
 CATEGORIES: tuple[str, ...] = (
@@ -90,6 +92,27 @@ class Draft:
     def description(self) -> str:
         """The resident's own words: the clauses joined with Chinese punctuation."""
         return join_clauses(self.clauses)
+
+    def petition(
+        self,
+        household_unit: str,
+        reporter: Reporter,
+        *,
+        channel: Channel = Channel.VISIT,
+        raised_at: datetime | None = None,
+    ) -> FilePetition:
+        """The filing command a household leader records for this draft."""
+        return FilePetition(
+            household_unit=household_unit,
+            channel=channel,
+            category=self.category,
+            urgency=self.urgency,
+            title=self.title,
+            description=self.description,
+            location=self.location,
+            reporter=reporter,
+            raised_at=raised_at,
+        )
 
 
 def join_clauses(clauses: tuple[str, ...] | list[str], sep: str = "，", end: str = "。") -> str:

@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.commands import FilePetition
 from engine.sim import texts
 from engine.sim.texts import CATEGORIES, MIX, Draft, draft, drafts, reporter, templates
 from routing_rules import Level, RuleSet, Urgency
@@ -174,15 +173,7 @@ def test_every_draft_is_a_valid_petition(
     rng = random.Random(seed)
     d = draft(rng, category, storm=storm)
     household = next(u.code for u in rules.jurisdiction.units() if u.level is Level.HOUSEHOLD)
-    command = FilePetition(
-        household_unit=household,
-        category=d.category,
-        urgency=d.urgency,
-        title=d.title,
-        description=d.description,
-        location=d.location,
-        reporter=reporter(rng, seed),
-    )
+    command = d.petition(household, reporter(rng, seed))
     assert command.description == d.description
     assert d.category in rules.categories
 
