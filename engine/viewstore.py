@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+import orjson
 import psycopg
 from psycopg_pool import ConnectionPool
 
@@ -95,6 +96,46 @@ class _PostgresCursor:
         return [tuple(r) for r in self._c.fetchall()]
 
 
+# `lianhu_hist_add(a, b)`: the sum of two sparse count vectors (histograms), each NULL
+# (empty) or a JSON array of [key, count] pairs in ascending key order, as
+# `hist_text` writes them; the sum has the same form, without zero counts (NULL if none
+# is left). Roll-ups keep a histogram per row with it: one upsert per group, not one per
+# bucket. Both dialects produce the same text, so rebuilt views equal live ones byte for
+# byte whichever side of a conflict a row was written on.
+HIST_ADD_POSTGRES = """
+CREATE OR REPLACE FUNCTION lianhu_hist_add(a text, b text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+SELECT CASE WHEN a IS NULL THEN b WHEN b IS NULL THEN a ELSE (
+  SELECT '[' || string_agg('[' || k || ',' || c || ']', ',' ORDER BY k) || ']'
+  FROM (SELECT (e->>0)::bigint AS k, SUM((e->>1)::bigint) AS c
+        FROM jsonb_array_elements(a::jsonb || b::jsonb) AS e GROUP BY 1) AS t
+  WHERE c <> 0) END
+$$"""
+
+
+def hist_text(counts: dict[int, int]) -> str | None:
+    """A histogram as `lianhu_hist_add` reads and writes it (None: empty)."""
+    pairs = [(k, counts[k]) for k in sorted(counts) if counts[k]]
+    return orjson.dumps(pairs).decode() if pairs else None
+
+
+def hist_counts(text: str | None) -> list[tuple[int, int]]:
+    return [] if not text else [(int(k), int(c)) for k, c in orjson.loads(text)]
+
+
+def hist_add(a: str | None, b: str | None) -> str | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    counts: dict[int, int] = {}
+    for k, c in orjson.loads(a):
+        counts[k] = c
+    for k, c in orjson.loads(b):
+        counts[k] = counts.get(k, 0) + c
+    return hist_text(counts)
+
+
 def set_position(cur: ViewCursor, name: str, position: int) -> None:
     """Record how far `name` has processed the log, in the caller's transaction."""
     cur.execute(
@@ -127,6 +168,12 @@ class ViewStore:
             self.dialect = "sqlite"
         with self.transaction() as cur:
             cur.execute(POSITIONS_TABLE)
+            if self.dialect == "postgres":
+                found = cur.execute(
+                    "SELECT 1 FROM pg_proc WHERE proname = 'lianhu_hist_add'"
+                ).fetchone()
+                if found is None:  # (CREATE OR REPLACE races with itself in other processes)
+                    cur.execute(HIST_ADD_POSTGRES)
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ViewStore:
@@ -149,6 +196,7 @@ class ViewStore:
             # same hot pages (states, roll-ups, index interiors) batch after batch, and each
             # checkpoint copies them once (catch-up: ~40 % less commit time)
             conn.execute("PRAGMA wal_autocheckpoint=16384")
+            conn.create_function("lianhu_hist_add", 2, hist_add, deterministic=True)
             check_durability(conn)
             self._local.conn = conn
             with self._lock:

@@ -10,7 +10,9 @@ cancelled by a negative copy recorded at the moment it was superseded, so
 "as of T" is a WHERE clause and never needs to undo anything.
 
 Facts also feed a roll-up keyed by (kind, at-week, recorded-week, area, level,
-category, urgency, depth, histogram bucket). A query sums the roll-up for the
+category, urgency, depth), each row with its sums and the histogram of its durations
+(a sparse JSON array of [bucket, count], merged by the view store's `lianhu_hist_add`:
+one row per group, not one per bucket). A query sums the roll-up for the
 weeks that lie wholly inside the asked range and recorded in weeks before the
 `as_of` week, and the raw facts for the rest (the range's partial edge weeks,
 and facts recorded in the `as_of` week up to T). Both are bounded by a few
@@ -29,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from engine.viewstore import ViewCursor
+from engine.viewstore import ViewCursor, hist_counts, hist_text
 from projections.fold import (
     FOREVER,
     JSON_STATE_DDL,
@@ -57,17 +59,17 @@ ROLLUP_KEY = ("kind", "at_week", "rec_week", "area", "level", "category", "urgen
 ROLLUP_DDL = """CREATE TABLE IF NOT EXISTS {t} (
     kind TEXT NOT NULL, at_week BIGINT NOT NULL, rec_week BIGINT NOT NULL, area TEXT NOT NULL,
     level TEXT NOT NULL, category TEXT NOT NULL, urgency TEXT NOT NULL, depth BIGINT NOT NULL,
-    bucket BIGINT NOT NULL, n BIGINT NOT NULL, value BIGINT NOT NULL, flag BIGINT NOT NULL,
-    PRIMARY KEY (kind, at_week, rec_week, area, level, category, urgency, depth, bucket))"""
+    n BIGINT NOT NULL, value BIGINT NOT NULL, flag BIGINT NOT NULL, hist TEXT,
+    PRIMARY KEY (kind, at_week, rec_week, area, level, category, urgency, depth))"""
 
 
+MARGINAL_KEY = ("kind", "dim", "span", "val", "period", "rec_period")
 MARGINALS_DDL = """CREATE TABLE IF NOT EXISTS {t} (
     kind TEXT NOT NULL, dim TEXT NOT NULL, span BIGINT NOT NULL, val TEXT NOT NULL,
-    period BIGINT NOT NULL, rec_period BIGINT NOT NULL, bucket BIGINT NOT NULL,
-    n BIGINT NOT NULL, value BIGINT NOT NULL, flag BIGINT NOT NULL,
-    PRIMARY KEY (kind, dim, span, val, period, rec_period, bucket))"""
+    period BIGINT NOT NULL, rec_period BIGINT NOT NULL,
+    n BIGINT NOT NULL, value BIGINT NOT NULL, flag BIGINT NOT NULL, hist TEXT,
+    PRIMARY KEY (kind, dim, span, val, period, rec_period))"""
 SPANS = (13, 1)  # marginal periods, in weeks: quarters of 13 weeks, and weeks (always)
-DIM_POSITIONS = {"level": 8, "area": 7, "category": 9, "urgency": 10, "depth": 11}
 
 
 def fact_indexes(facts: str, rollup: str) -> tuple[str, ...]:
@@ -139,72 +141,97 @@ def legacy_fact(f: Any) -> FactRow | None:
     )  # fmt: skip
 
 
-def write_facts(cur: ViewCursor, facts_table: str, rollup_table: str, facts: list[FactRow]) -> None:
-    if not facts:
-        return
-    cur.executemany(f"INSERT INTO {facts_table} VALUES ({', '.join('?' * 16)})", facts)
-    sums: dict[tuple[Any, ...], list[int]] = {}
+Sums = dict[tuple[Any, ...], list[Any]]
+"""Roll-up rows being built: key → [n, value, flag, histogram (bucket → count) or None]."""
+
+
+def rollup_sums(facts: Sequence[FactRow]) -> Sums:
+    """The facts summed per weekly roll-up key (ROLLUP_KEY), each with its histogram."""
+    sums: Sums = {}
     for r in facts:
-        key = (r[0], r[4], r[5], r[7], r[8], r[9], r[10], r[11], r[12])
+        key = (r[0], r[4], r[5], r[7], r[8], r[9], r[10], r[11])
+        bucket, n = r[12], r[13]
         s = sums.get(key)
         if s is None:
-            sums[key] = [r[13], r[14], r[15]]
-        else:
-            s[0] += r[13]
-            s[1] += r[14]
-            s[2] += r[15]
-    t = rollup_table
-    cur.executemany(
-        f"INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        f"ON CONFLICT ({', '.join(ROLLUP_KEY)}, bucket) DO UPDATE SET "
-        f"n = {t}.n + excluded.n, value = {t}.value + excluded.value, "
-        f"flag = {t}.flag + excluded.flag",
-        [(*k, *v) for k, v in sorted(sums.items())],
-    )
-
-
-def write_marginals(cur: ViewCursor, table: str, facts: list[FactRow], dims: Sequence[str]) -> None:
-    """Add facts to the marginal roll-up: per (kind, one dimension's value or none, span of
-    weeks, period, recorded period, bucket), for each span of SPANS."""
-    if not facts:
-        return
-    weekly: dict[tuple[Any, ...], list[int]] = {}
-    positions = [(d, DIM_POSITIONS[d]) for d in dims]
-    for r in facts:
-        kind, at_week, rec_week, bucket, n, value, flag = (
-            r[0], r[4], r[5], r[12], r[13], r[14], r[15]
-        )  # fmt: skip
-        keys = [(kind, "", 1, "", at_week, rec_week, bucket)]
-        keys += [(kind, d, 1, str(r[i]), at_week, rec_week, bucket) for d, i in positions]
-        for key in keys:
-            acc = weekly.get(key)
-            if acc is None:
-                weekly[key] = [n, value, flag]
-            else:
-                acc[0] += n
-                acc[1] += value
-                acc[2] += flag
-    sums = dict(weekly)
-    for span in SPANS:
-        if span == 1:
+            sums[key] = [n, r[14], r[15], None if bucket == NO_BUCKET else {bucket: n}]
             continue
-        for (kind, dim, _, val, week, rec_week, bucket), (n, value, flag) in weekly.items():
-            key = (kind, dim, span, val, week // span, rec_week // span, bucket)
-            acc = sums.get(key)
-            if acc is None:
-                sums[key] = [n, value, flag]
+        s[0] += n
+        s[1] += r[14]
+        s[2] += r[15]
+        if bucket != NO_BUCKET:
+            h = s[3]
+            if h is None:
+                s[3] = {bucket: n}
             else:
-                acc[0] += n
-                acc[1] += value
-                acc[2] += flag
+                h[bucket] = h.get(bucket, 0) + n
+    return sums
+
+
+def _add_sums(into: Sums, key: tuple[Any, ...], s: list[Any]) -> None:
+    acc = into.get(key)
+    if acc is None:
+        into[key] = [s[0], s[1], s[2], None if s[3] is None else dict(s[3])]
+        return
+    acc[0] += s[0]
+    acc[1] += s[1]
+    acc[2] += s[2]
+    if s[3] is not None:
+        h = acc[3]
+        if h is None:
+            acc[3] = dict(s[3])
+        else:
+            for bucket, n in s[3].items():
+                h[bucket] = h.get(bucket, 0) + n
+
+
+def _upsert_sums(cur: ViewCursor, table: str, key: Sequence[str], sums: Sums) -> None:
+    """Add `sums` to the roll-up `table` (histograms merged by the store's lianhu_hist_add)."""
+    if not sums:
+        return
     t = table
     cur.executemany(
-        f"INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (kind, dim, span, val, period, rec_period, bucket) DO UPDATE SET "
+        f"INSERT INTO {t} VALUES ({', '.join('?' * (len(key) + 4))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
         f"n = {t}.n + excluded.n, value = {t}.value + excluded.value, "
-        f"flag = {t}.flag + excluded.flag",
-        [(*k, *v) for k, v in sorted(sums.items())],
-    )
+        f"flag = {t}.flag + excluded.flag, hist = lianhu_hist_add({t}.hist, excluded.hist)",
+        [(*k, n, v, f, None if h is None else hist_text(h)) for k, (n, v, f, h) in sorted(
+            sums.items())],
+    )  # fmt: skip
+
+
+def write_facts(cur: ViewCursor, facts_table: str, rollup_table: str, facts: list[FactRow]) -> Sums:
+    """Insert the facts and add them to the weekly roll-up; returns the roll-up's sums."""
+    if not facts:
+        return {}
+    cur.executemany(f"INSERT INTO {facts_table} VALUES ({', '.join('?' * 16)})", facts)
+    sums = rollup_sums(facts)
+    _upsert_sums(cur, rollup_table, ROLLUP_KEY, sums)
+    return sums
+
+
+def marginal_sums(weekly: Sums, dims: Sequence[str]) -> Sums:
+    """The weekly roll-up's sums re-summed per (kind, one dimension's value or none, span
+    of weeks, period, recorded period), for each span of SPANS."""
+    positions = [(d, ROLLUP_KEY.index(d)) for d in dims]
+    sums: Sums = {}
+    for k, s in weekly.items():
+        kind, at_week, rec_week = k[0], k[1], k[2]
+        for span in SPANS:
+            period, rec_period = at_week // span, rec_week // span
+            _add_sums(sums, (kind, "", span, "", period, rec_period), s)
+            for d, i in positions:
+                _add_sums(sums, (kind, d, span, str(k[i]), period, rec_period), s)
+    return sums
+
+
+def write_marginals(
+    cur: ViewCursor, table: str, facts: Sequence[FactRow], dims: Sequence[str],
+    weekly: Sums | None = None,
+) -> None:  # fmt: skip
+    """Add facts to the marginal roll-up (pass `weekly`, their `rollup_sums`, if known)."""
+    if not facts:
+        return
+    _upsert_sums(cur, table, MARGINAL_KEY, marginal_sums(weekly or rollup_sums(facts), dims))
 
 
 def table_exists(cur: ViewCursor, table: str) -> bool:
@@ -216,11 +243,23 @@ def table_exists(cur: ViewCursor, table: str) -> bool:
     return cur.execute(sql, (table,)).fetchone() is not None
 
 
-def backfill_marginals(
-    cur: ViewCursor, facts_table: str, marginals: str, dims: Sequence[str]
+def has_column(cur: ViewCursor, table: str, column: str) -> bool:
+    if cur.dialect == "sqlite":
+        return any(r[1] == column for r in cur.execute(f"PRAGMA table_info({table})").fetchall())
+    sql = "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+    sql += "AND table_name = ? AND column_name = ?"
+    return cur.execute(sql, (table, column)).fetchone() is not None
+
+
+def backfill_rollups(
+    cur: ViewCursor,
+    facts_table: str,
+    rollup: str | None,
+    marginals: str | None,
+    dims: Sequence[str],
 ) -> None:
-    """Add every fact of `facts_table` to the (new, empty) marginal roll-up, a quarter at a
-    time, so views made before it existed answer the same as rebuilt ones."""
+    """Add every fact of `facts_table` to the (new, empty) roll-ups, a quarter at a time,
+    so views made before a roll-up's present layout answer the same as rebuilt ones."""
     if not table_exists(cur, facts_table):
         return
     lo, hi = cur.execute(f"SELECT MIN(at_week), MAX(at_week) FROM {facts_table}").fetchone() or (
@@ -233,7 +272,11 @@ def backfill_marginals(
         rows = cur.execute(
             f"SELECT * FROM {facts_table} WHERE at_week >= ? AND at_week < ?", (week, week + 13)
         ).fetchall()
-        write_marginals(cur, marginals, rows, dims)
+        sums = rollup_sums(rows)
+        if rollup is not None:
+            _upsert_sums(cur, rollup, ROLLUP_KEY, sums)
+        if marginals is not None:
+            _upsert_sums(cur, marginals, MARGINAL_KEY, marginal_sums(sums, dims))
 
 
 # -- queries ----------------------------------------------------------------------------------
@@ -261,12 +304,17 @@ class Agg:
     flag: int = 0
     histogram: dict[int, int] = field(default_factory=dict)
 
-    def add(self, bucket: int, n: int, value: int, flag: int) -> None:
+    def add(self, bucket: int, n: int, value: int, flag: int, hist: str | None = None) -> None:
+        """Add a fact (its `bucket`), or a roll-up row (`hist`: its histogram, as stored)."""
         self.n += n
         self.value += value
         self.flag += flag
+        h = self.histogram
         if bucket != NO_BUCKET:
-            self.histogram[bucket] = self.histogram.get(bucket, 0) + n
+            h[bucket] = h.get(bucket, 0) + n
+        if hist is not None:
+            for b, c in hist_counts(hist):
+                h[b] = h.get(b, 0) + c
 
     @property
     def mean(self) -> float | None:
@@ -334,9 +382,8 @@ def aggregate(
     dims, params = _dimension_filters(f)
     group_col = ", ".join("at_week" if c == "week" else c for c in columns) or "NULL"
     width = max(1, len(columns))
-    group_by_sql = f"{group_col}, " if columns else ""  # PostgreSQL refuses GROUP BY NULL
     parts: list[tuple[str, list[Any]]] = []
-    raw = f"SELECT {group_col}, bucket, n, value, flag FROM {facts_table} WHERE kind = ?"
+    raw = f"SELECT {group_col}, bucket, n, value, flag, NULL FROM {facts_table} WHERE kind = ?"
     raw_dims, raw_params = _scope(f.scope, "unit")
     if not use_rollup:
         parts.append(
@@ -363,9 +410,9 @@ def aggregate(
             lo_edge, hi_edge = week_start(w_lo), week_start(w_hi + 1)
             parts.append(
                 (
-                    f"SELECT {group_col}, bucket, SUM(n), SUM(value), SUM(flag) FROM "
+                    f"SELECT {group_col}, {NO_BUCKET}, n, value, flag, hist FROM "
                     f"{rollup_table} WHERE kind = ? AND at_week >= ? AND at_week <= ? "
-                    f"AND rec_week < ?{dims}{roll_dims} GROUP BY {group_by_sql}bucket",
+                    f"AND rec_week < ?{dims}{roll_dims}",
                     [kind, w_lo, w_hi, w_as_of, *params, *roll_params],
                 )
             )
@@ -390,9 +437,9 @@ def aggregate(
     for sql, args in parts:
         for row in cur.execute(sql, args).fetchall():
             group = tuple(row[:width]) if isinstance(group_by, tuple) else row[0]
-            bucket, n, value, flag = row[width:]
+            bucket, n, value, flag, hist = row[width:]
             agg = out.setdefault(group, Agg())
-            agg.add(int(bucket), int(n), int(value), int(flag))
+            agg.add(int(bucket), int(n), int(value), int(flag), hist)
     return {g: a for g, a in out.items() if a.n != 0 or a.flag != 0}
 
 
@@ -443,15 +490,14 @@ def _from_marginals(
     else:
         m_params_val = []
     m_group = "val" if group not in (None, "week") else ("period" if group == "week" else "NULL")
-    m_group_by = f"{m_group}, " if group is not None else ""
     marg = (
-        f"SELECT {m_group}, bucket, SUM(n), SUM(value), SUM(flag) FROM {marginals_table} "
+        f"SELECT {m_group}, {NO_BUCKET}, n, value, flag, hist FROM {marginals_table} "
         f"WHERE kind = ?{m_where} AND period >= ? AND period < ? AND rec_period >= ? "
         f"AND rec_period < ?"
     )
     r_group = {None: "NULL", "week": "at_week"}.get(group, group)
     raw = (
-        f"SELECT {r_group}, bucket, n, value, flag FROM {facts_table} WHERE kind = ?"
+        f"SELECT {r_group}, bucket, n, value, flag, NULL FROM {facts_table} WHERE kind = ?"
         f"{r_where} AND at >= ? AND at < ? AND recorded <= ?"
     )
     spans = (1,) if group == "week" else SPANS
@@ -485,7 +531,7 @@ def _from_marginals(
         # p_hi < big here unless both the range and as_of are open
         b = WEEK_ORIGIN + p_hi * length if p_hi < big else hi
         p_rec = math.floor((rec_lo - WEEK_ORIGIN) / length) if late else -big
-        sql = marg + (" AND rec_period <> period" if late else "") + f" GROUP BY {m_group_by}bucket"
+        sql = marg + (" AND rec_period <> period" if late else "")
         parts.append((sql, [kind, *m_params, span, *m_params_val, p_lo, p_hi, p_rec, p_as_of]))
         if as_of < FOREVER:  # recorded from the start of as_of's period on
             plan(a, b, max(rec_lo, WEEK_ORIGIN + p_as_of * length), level + 1)
@@ -495,13 +541,13 @@ def _from_marginals(
     plan(since, until, -FOREVER, 0)
     out: dict[Any, Agg] = {}
     for sql, args in parts:
-        for g, bucket, n, value, flag in cur.execute(sql, args).fetchall():
+        for g, bucket, n, value, flag, hist in cur.execute(sql, args).fetchall():
             if g is not None and dim == "depth" and group == "depth":
                 g = int(g)
             agg = out.get(g)
             if agg is None:
                 agg = out[g] = Agg()
-            agg.add(int(bucket), int(n), int(value), int(flag))
+            agg.add(int(bucket), int(n), int(value), int(flag), hist)
     return {g: a for g, a in out.items() if a.n != 0 or a.flag != 0}
 
 
@@ -578,11 +624,19 @@ class FactModel(FoldModel[S]):
         cls.indexes = (*fact_indexes(f"{p}_facts", f"{p}_rollup"), *marginal_indexes(f"{p}_marg"))
 
     def create(self, cur: ViewCursor) -> None:
-        marginals = self.t(f"{self.prefix}_marg")
-        new = not table_exists(cur, marginals)
+        """Create the tables; a store from before the roll-ups' present layout (no marginal
+        roll-up, or one row per histogram bucket) gets them refilled from its facts."""
+        rollup, marginals = self.t(f"{self.prefix}_rollup"), self.t(f"{self.prefix}_marg")
+        stale = [t for t in (rollup, marginals) if has_column(cur, t, "bucket")]
+        for table in stale:
+            cur.execute(f"DROP TABLE {table}")
+        missing = [t for t in (rollup, marginals) if not table_exists(cur, t)]
         super().create(cur)
-        if new:  # a store from before the marginal roll-up: fill it from the facts
-            backfill_marginals(cur, self.t(f"{self.prefix}_facts"), marginals, self.marginal_dims)
+        if missing:
+            backfill_rollups(
+                cur, self.t(f"{self.prefix}_facts"), rollup if rollup in missing else None,
+                marginals if marginals in missing else None, self.marginal_dims,
+            )  # fmt: skip
 
     def load_states(self, cur: ViewCursor, keys: Sequence[str]) -> dict[str, S]:
         return load_json_states(cur, self.t(f"{self.prefix}_state"), keys, self.decode)
@@ -597,8 +651,10 @@ class FactModel(FoldModel[S]):
     def write(self, cur: ViewCursor, effects: list[Any]) -> None:
         """Write the facts among `effects` (plain tuples; other effects are NamedTuples)."""
         facts = [e for e in effects if type(e) is tuple]
-        write_facts(cur, self.t(f"{self.prefix}_facts"), self.t(f"{self.prefix}_rollup"), facts)
-        write_marginals(cur, self.t(f"{self.prefix}_marg"), facts, self.marginal_dims)
+        weekly = write_facts(
+            cur, self.t(f"{self.prefix}_facts"), self.t(f"{self.prefix}_rollup"), facts
+        )
+        write_marginals(cur, self.t(f"{self.prefix}_marg"), facts, self.marginal_dims, weekly)
 
     def query(
         self,

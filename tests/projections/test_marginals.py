@@ -177,3 +177,33 @@ def test_views_from_before_the_marginal_roll_up_get_it_filled(name: str) -> None
         with projections.views.transaction() as cur:
             model.create(cur)  # what the follower does when it starts
             assert model.dump(cur) == before
+
+
+OLD_ROLLUP_DDL = """CREATE TABLE {t} (kind TEXT NOT NULL, at_week BIGINT NOT NULL,
+    rec_week BIGINT NOT NULL, area TEXT NOT NULL, level TEXT NOT NULL, category TEXT NOT NULL,
+    urgency TEXT NOT NULL, depth BIGINT NOT NULL, bucket BIGINT NOT NULL, n BIGINT NOT NULL,
+    value BIGINT NOT NULL, flag BIGINT NOT NULL, PRIMARY KEY (kind, at_week, rec_week, area,
+    level, category, urgency, depth, bucket))"""
+OLD_MARGINALS_DDL = """CREATE TABLE {t} (kind TEXT NOT NULL, dim TEXT NOT NULL,
+    span BIGINT NOT NULL, val TEXT NOT NULL, period BIGINT NOT NULL, rec_period BIGINT NOT NULL,
+    bucket BIGINT NOT NULL, n BIGINT NOT NULL, value BIGINT NOT NULL, flag BIGINT NOT NULL,
+    PRIMARY KEY (kind, dim, span, val, period, rec_period, bucket))"""
+
+
+@pytest.mark.parametrize("name", ["response_times", "distortion", "indicators"])
+def test_roll_ups_with_a_row_per_bucket_are_refilled_in_the_present_layout(name: str) -> None:
+    with world(18, cases=10, steps=120) as (_, projections, _, _):
+        with projections.views.transaction() as cur:
+            model = projections.model(name, cur)
+            before = model.dump(cur)
+            rollup = model.t(f"{model.prefix}_rollup")  # type: ignore[attr-defined]
+            marginals = model.t(f"{model.prefix}_marg")  # type: ignore[attr-defined]
+            assert len(before[f"{model.prefix}_rollup"]) > 10  # type: ignore[attr-defined]
+            for table, ddl in ((rollup, OLD_ROLLUP_DDL), (marginals, OLD_MARGINALS_DDL)):
+                cur.execute(f"DROP TABLE {table}")
+                cur.execute(ddl.format(t=table))
+            cur.execute(f"INSERT INTO {rollup} VALUES ('first', 1, 1, 'a', 'b', 'c', 'd', 0, 3, "
+                        "1, 2, 0)")  # fmt: skip
+        with projections.views.transaction() as cur:
+            model.create(cur)  # what the follower does when it starts
+            assert model.dump(cur) == before
