@@ -211,16 +211,35 @@ def write_facts(cur: ViewCursor, facts_table: str, rollup_table: str, facts: lis
 
 def marginal_sums(weekly: Sums, dims: Sequence[str]) -> Sums:
     """The weekly roll-up's sums re-summed per (kind, one dimension's value or none, span
-    of weeks, period, recorded period), for each span of SPANS."""
+    of weeks, period, recorded period), for each span of SPANS: weeks from the weekly
+    sums, longer spans from the weeks."""
     positions = [(d, ROLLUP_KEY.index(d)) for d in dims]
-    sums: Sums = {}
-    for k, s in weekly.items():
+    weeks: Sums = {}
+    get = weeks.get
+    for k, (n, value, flag, hist) in weekly.items():
         kind, at_week, rec_week = k[0], k[1], k[2]
-        for span in SPANS:
-            period, rec_period = at_week // span, rec_week // span
-            _add_sums(sums, (kind, "", span, "", period, rec_period), s)
-            for d, i in positions:
-                _add_sums(sums, (kind, d, span, str(k[i]), period, rec_period), s)
+        keys = [(kind, "", 1, "", at_week, rec_week)]
+        keys += [(kind, d, 1, str(k[i]), at_week, rec_week) for d, i in positions]
+        for key in keys:
+            acc = get(key)
+            if acc is None:
+                weeks[key] = [n, value, flag, None if hist is None else dict(hist)]
+                continue
+            acc[0] += n
+            acc[1] += value
+            acc[2] += flag
+            if hist is not None:
+                h = acc[3]
+                if h is None:
+                    acc[3] = dict(hist)
+                else:
+                    for bucket, c in hist.items():
+                        h[bucket] = h.get(bucket, 0) + c
+    sums = dict(weeks) if 1 in SPANS else {}
+    for span in SPANS:
+        if span != 1:
+            for (kind, dim, _, val, week, rec_week), s in weeks.items():
+                _add_sums(sums, (kind, dim, span, val, week // span, rec_week // span), s)
     return sums
 
 

@@ -52,6 +52,9 @@ MODELS: dict[str, type[FoldModel[Any]]] = {
     "indicators": Indicators,
 }
 
+CATCH_UP_BATCH = 10_000  # events per transaction when catching up or rebuilding
+LIVE_BATCH = 5_000  # at most, live: a batch is what arrived since the last one
+
 GENERATIONS_DDL = (
     "CREATE TABLE IF NOT EXISTS lianhu_generations (name TEXT PRIMARY KEY, generation BIGINT "
     "NOT NULL)"
@@ -177,14 +180,34 @@ class Fanout:
                 del cache[key]
 
     def catch_up(self, progress: Progress | None = None) -> int:
+        """Process batches until every model is at the head of the log (as it was when
+        called); returns the log positions advanced.
+
+        Models starting from position 0 (a rebuild's fresh generation, new views) are
+        filled without their secondary indexes, which are built once at the end (and by
+        `create` when a follower starts, if this was interrupted): queries meanwhile see
+        an incomplete view anyway.
+        """
         total, head = 0, self.head()
-        while min(self.positions().values()) < head:
-            advanced = self.step()
-            if not advanced:
-                break
-            total += advanced
-            if progress is not None:
-                progress(min(self.positions().values()), head)
+        positions = self.positions()
+        fresh = [m for m in self.models if positions[m.name] == 0] if head else []
+        if fresh:
+            with self.views.transaction() as cur:
+                for model in fresh:
+                    model.drop_indexes(cur)
+        try:
+            while min(self.positions().values()) < head:
+                advanced = self.step()
+                if not advanced:
+                    break
+                total += advanced
+                if progress is not None:
+                    progress(min(self.positions().values()), head)
+        finally:
+            if fresh:
+                with self.views.transaction() as cur:
+                    for model in fresh:
+                        model.create_indexes(cur)
         return total
 
 
@@ -195,7 +218,7 @@ def run_live(
     stop: threading.Event,
     *,
     interval: float = 0.2,
-    batch_size: int = 5000,
+    batch_size: int = LIVE_BATCH,
 ) -> None:
     """Keep every read model live until `stop` is set (a worker of `lianhu serve`).
 
@@ -221,7 +244,7 @@ def catch_up_all(
     mapper: Mapper[UUID],
     progress: Progress | None = None,
     *,
-    batch_size: int = 10_000,
+    batch_size: int = CATCH_UP_BATCH,
 ) -> int:
     """Bring every read model up to the head of the log now."""
     fanout = Fanout(
@@ -237,7 +260,7 @@ def rebuild(
     name: str,
     progress: Progress | None = None,
     *,
-    batch_size: int = 10_000,
+    batch_size: int = CATCH_UP_BATCH,
     switch: Callable[[], None] | None = None,
 ) -> int:
     """Replay the log from 0 into a fresh generation of `name`, then switch to it.
@@ -245,25 +268,47 @@ def rebuild(
     Returns the new generation. The old generation serves readers until the switch,
     which is one transaction; its tables are dropped after.
     """
-    if name not in MODELS:
-        raise KeyError(f"no read model {name!r}; known: {', '.join(MODELS)}")
-    old = projections.generations()[name]
-    new = old + 1
-    fresh = projections.bound(name, new)
+    generations = rebuild_all(
+        projections, recorder, mapper, [name], progress, batch_size=batch_size, switch=switch
+    )
+    return generations[name]
+
+
+def rebuild_all(
+    projections: Projections,
+    recorder: ApplicationRecorder,
+    mapper: Mapper[UUID],
+    names: Sequence[str] = tuple(MODELS),
+    progress: Progress | None = None,
+    *,
+    batch_size: int = CATCH_UP_BATCH,
+    switch: Callable[[], None] | None = None,
+) -> dict[str, int]:
+    """Rebuild several read models in one pass over the log (each event read and decoded
+    once for all of them), then switch them all to their new generations in one
+    transaction. Returns each one's new generation."""
+    unknown = [name for name in names if name not in MODELS]
+    if unknown:
+        raise KeyError(f"no read model {unknown[0]!r}; known: {', '.join(MODELS)}")
+    old = {name: projections.generations()[name] for name in names}
+    fresh = [projections.bound(name, old[name] + 1) for name in names]
     with projections.views.transaction() as cur:
-        fresh.drop(cur)  # leftovers of an interrupted rebuild
-        set_position(cur, fresh.name, 0)
-    fanout = Fanout(recorder, mapper, projections.views, [fresh], batch_size=batch_size)
+        for model in fresh:
+            model.drop(cur)  # leftovers of an interrupted rebuild
+            set_position(cur, model.name, 0)
+    fanout = Fanout(recorder, mapper, projections.views, fresh, batch_size=batch_size)
     fanout.catch_up(progress)
     if switch is not None:
         switch()
     with projections.views.transaction() as cur:
-        cur.execute(
-            "INSERT INTO lianhu_generations (name, generation) VALUES (?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET generation = excluded.generation",
-            (name, new),
-        )
+        for name in names:
+            cur.execute(
+                "INSERT INTO lianhu_generations (name, generation) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET generation = excluded.generation",
+                (name, old[name] + 1),
+            )
     with projections.views.transaction() as cur:
-        projections.bound(name, old).drop(cur)
-        cur.execute("DELETE FROM lianhu_positions WHERE name = ?", (f"{name}.g{old}",))
-    return new
+        for name in names:
+            projections.bound(name, old[name]).drop(cur)
+            cur.execute("DELETE FROM lianhu_positions WHERE name = ?", (f"{name}.g{old[name]}",))
+    return {name: old[name] + 1 for name in names}

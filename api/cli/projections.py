@@ -13,7 +13,6 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
-    TaskID,
     TextColumn,
     TimeRemainingColumn,
 )
@@ -23,7 +22,15 @@ from api.cli.errors import reports_errors
 from api.wiring import build_service, describe_store
 from engine.settings import Settings
 from engine.viewstore import ViewStore
-from projections.registry import MODELS, Projections, catch_up_all, rebuild, run_live
+from projections.registry import (
+    CATCH_UP_BATCH,
+    LIVE_BATCH,
+    MODELS,
+    Projections,
+    catch_up_all,
+    rebuild_all,
+    run_live,
+)
 
 app = typer.Typer(
     help="Read models: rebuild them from position 0, follow the log, show their positions.",
@@ -38,9 +45,14 @@ def rebuild_command(
     name: Annotated[
         str | None, typer.Argument(help=f"one of {', '.join(MODELS)}; default: all")
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="events per transaction")] = 1000,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="events per transaction (larger: faster, more memory)")
+    ] = CATCH_UP_BATCH,
 ) -> None:
-    """Replay the log from position 0 into fresh tables, then switch to them atomically."""
+    """Replay the log from position 0 into fresh tables, then switch to them atomically.
+
+    All read models are rebuilt together in one pass over the log unless NAME is given;
+    the old tables answer queries until the switch."""
     if name is not None and name not in MODELS:
         raise typer.BadParameter(f"unknown read model {name!r}; use one of {', '.join(MODELS)}")
     settings = Settings()
@@ -50,26 +62,23 @@ def rebuild_command(
         projections = Projections(views)
         head = service.recorder.max_notification_id() or 0
         typer.echo(f"store: {describe_store(settings)}; log head {head}")
+        names = [name] if name else list(MODELS)
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeRemainingColumn(), console=Console(stderr=True),
         ) as bar:  # fmt: skip
-            for model in [name] if name else list(MODELS):
-                task = bar.add_task(f"{model:<15}", total=max(head, 1))
+            task = bar.add_task(name or "all read models", total=max(head, 1))
 
-                def advance(done: int, total: int, task: TaskID = task) -> None:
-                    bar.update(task, completed=done, total=total)
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
 
-                generation = rebuild(
-                    projections,
-                    service.recorder,
-                    service.mapper,
-                    model,
-                    advance,
-                    batch_size=batch_size,
-                )
-                bar.update(task, completed=max(head, 1))
-                typer.echo(f"{model}: switched to generation {generation}")
+            generations = rebuild_all(
+                projections, service.recorder, service.mapper, names, advance,
+                batch_size=batch_size,
+            )  # fmt: skip
+            bar.update(task, completed=max(head, 1))
+        for model, generation in generations.items():
+            typer.echo(f"{model}: switched to generation {generation}")
     finally:
         views.close()
         service.close()
@@ -100,7 +109,14 @@ def status() -> None:
 @reports_errors
 def run(
     once: Annotated[bool, typer.Option(help="catch up to the head, then exit")] = False,
-    batch_size: Annotated[int, typer.Option(help="events per transaction")] = 1000,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help=f"most events per transaction (default: {CATCH_UP_BATCH} with --once, "
+            f"{LIVE_BATCH} live)",
+        ),
+    ] = None,
 ) -> None:
     """Keep every read model live (the scaled-out shape; `lianhu serve` runs this too)."""
     settings = Settings()
@@ -109,7 +125,10 @@ def run(
     try:
         projections = Projections(views)
         if once:
-            n = catch_up_all(projections, service.recorder, service.mapper, batch_size=batch_size)
+            n = catch_up_all(
+                projections, service.recorder, service.mapper,
+                batch_size=batch_size or CATCH_UP_BATCH,
+            )  # fmt: skip
             typer.echo(f"caught up over {n} log positions")
             return
         stop = threading.Event()
@@ -120,7 +139,10 @@ def run(
         signal.signal(signal.SIGTERM, stopping)
         signal.signal(signal.SIGINT, stopping)
         typer.echo("projections following the log (Ctrl-C stops)")
-        run_live(projections, service.recorder, service.mapper, stop, batch_size=batch_size)
+        run_live(
+            projections, service.recorder, service.mapper, stop,
+            batch_size=batch_size or LIVE_BATCH,
+        )  # fmt: skip
     finally:
         views.close()
         service.close()

@@ -64,3 +64,10 @@ def test_rebuild_switches_to_a_fresh_generation_with_the_same_figures(lianhu: Cl
     assert "distortion" in status.stdout
     assert after == before
     assert lianhu.invoke(app, ["projections", "rebuild", "nope"]).exit_code != 0
+
+    everything = lianhu.invoke(app, ["projections", "rebuild", "--batch-size", "7"])
+    assert everything.exit_code == 0, everything.output
+    assert "distortion: switched to generation 3" in everything.stdout
+    assert "case_list: switched to generation 2" in everything.stdout
+    again = lianhu.invoke(app, ["metrics", "distortion", "--json", "--no-catch-up"]).stdout
+    assert again == before

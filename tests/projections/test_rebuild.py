@@ -15,7 +15,7 @@ from engine.service import CaseService
 from engine.viewstore import ViewStore
 from projections import reports
 from projections.measures import Filters
-from projections.registry import MODELS, Projections, rebuild, run_live
+from projections.registry import MODELS, Projections, rebuild, rebuild_all, run_live
 from routing_rules import RuleSet
 from tests.projections.histories import drive
 from tests.projections.test_as_of import _figures
@@ -67,8 +67,10 @@ def test_live_view_equals_rebuilt_view_after_a_long_random_history(
         live.join()
     before = dumps(projections)
 
-    for name in MODELS:
-        assert rebuild(projections, service.recorder, service.mapper, name, batch_size=500) == 2
+    assert rebuild(projections, service.recorder, service.mapper, "board", batch_size=500) == 2
+    others = [name for name in MODELS if name != "board"]
+    generations = rebuild_all(projections, service.recorder, service.mapper, others, batch_size=900)
+    assert generations == dict.fromkeys(others, 2)  # one pass for the other four
 
     assert projections.generations() == dict.fromkeys(MODELS, 2)
     assert dumps(projections) == before
