@@ -203,11 +203,14 @@ def json_rate(service: CaseService, head: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-def catch_up_rate(service: CaseService, views: ViewStore, head: int) -> float:
+def catch_up_rate(
+    service: CaseService, views: ViewStore, head: int, pipeline: bool = True
+) -> float:
     projections = Projections(views)
     fanout = Fanout(
-        service.recorder, service.mapper, views, projections.current(), batch_size=CATCH_UP_BATCH
-    )
+        service.recorder, service.mapper, views, projections.current(),
+        batch_size=CATCH_UP_BATCH, pipeline=pipeline,
+    )  # fmt: skip
     started, last = time.perf_counter(), [0.0]
 
     def progress(done: int, total: int) -> None:

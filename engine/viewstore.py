@@ -136,6 +136,10 @@ def hist_add(a: str | None, b: str | None) -> str | None:
     return hist_text(counts)
 
 
+def _open_store(sqlite_path: str | None, postgres_url: str | None) -> ViewStore:
+    return ViewStore(sqlite_path=sqlite_path, postgres_url=postgres_url)
+
+
 def set_position(cur: ViewCursor, name: str, position: int) -> None:
     """Record how far `name` has processed the log, in the caller's transaction."""
     cur.execute(
@@ -155,6 +159,7 @@ class ViewStore:
         if (sqlite_path is None) == (postgres_url is None):
             raise ValueError("give exactly one of sqlite_path and postgres_url")
         self._sqlite_path = sqlite_path
+        self._postgres_url = postgres_url
         self._local = threading.local()
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
         self._connections: list[sqlite3.Connection] = []
@@ -174,6 +179,13 @@ class ViewStore:
                 ).fetchone()
                 if found is None:  # (CREATE OR REPLACE races with itself in other processes)
                     cur.execute(HIST_ADD_POSTGRES)
+
+    def reopen(self) -> ViewStore:
+        """The same store through new connections (another process opens it so)."""
+        return ViewStore(sqlite_path=self._sqlite_path, postgres_url=self._postgres_url)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled for a worker process: its location
+        return (_open_store, (self._sqlite_path, self._postgres_url))
 
     @classmethod
     def for_settings(cls, settings: Settings) -> ViewStore:

@@ -218,12 +218,15 @@ class FoldModel(Generic[S]):
         cur: ViewCursor,
         batch: Sequence[Rec],
         cache: dict[str, S] | None = None,
+        reader: ViewCursor | None = None,
     ) -> dict[str, S]:
         """Fold `batch` into the tables in `cur`'s transaction; returns the states it wrote.
 
         `cache` holds states known to equal the stored ones (the follower's memory of
         recent cases): those are not loaded again. States are immutable, so the caller
-        adds the returned ones to its cache once the transaction has committed.
+        adds the returned ones to its cache once the transaction has committed. Other
+        states are read through `reader` (default: `cur`), which must see every state
+        not in `cache` as last written (projections.pipeline records the writes instead).
         """
         if not batch:
             return {}
@@ -234,7 +237,7 @@ class FoldModel(Generic[S]):
                 seen.add(rec.key)
                 if rec.type not in births and rec.key not in known:
                     need.append(rec.key)
-        loaded = self.load_states(cur, sorted(need)) if need else {}
+        loaded = self.load_states(reader or cur, sorted(need)) if need else {}
         states: dict[str, S | None] = {}
         effects: list[Any] = []
         evolve = self.evolve

@@ -253,6 +253,15 @@ def write_marginals(
     _upsert_sums(cur, table, MARGINAL_KEY, marginal_sums(weekly or rollup_sums(facts), dims))
 
 
+def write_fact_tables(
+    cur: ViewCursor, facts_table: str, rollup: str, marginals: str, dims: Sequence[str],
+    facts: list[FactRow],
+) -> None:  # fmt: skip
+    """Insert facts and add them to the weekly and the marginal roll-up."""
+    weekly = write_facts(cur, facts_table, rollup, facts)
+    write_marginals(cur, marginals, facts, dims, weekly)
+
+
 def table_exists(cur: ViewCursor, table: str) -> bool:
     if cur.dialect == "sqlite":
         sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
@@ -670,10 +679,11 @@ class FactModel(FoldModel[S]):
     def write(self, cur: ViewCursor, effects: list[Any]) -> None:
         """Write the facts among `effects` (plain tuples; other effects are NamedTuples)."""
         facts = [e for e in effects if type(e) is tuple]
-        weekly = write_facts(
-            cur, self.t(f"{self.prefix}_facts"), self.t(f"{self.prefix}_rollup"), facts
-        )
-        write_marginals(cur, self.t(f"{self.prefix}_marg"), facts, self.marginal_dims, weekly)
+        if not facts:
+            return
+        p = self.prefix
+        tables = (self.t(f"{p}_facts"), self.t(f"{p}_rollup"), self.t(f"{p}_marg"))
+        write_fact_tables(cur, *tables, self.marginal_dims, facts)
 
     def query(
         self,

@@ -40,6 +40,7 @@ from projections.case_list import CaseList
 from projections.distortion import Distortion
 from projections.fold import Decoder, FoldModel, Rec, at_generation, no_cyclic_gc
 from projections.indicators import Indicators
+from projections.pipeline import Conflict, Part, Recording, Writer
 from projections.response_times import ResponseTimes
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ MODELS: dict[str, type[FoldModel[Any]]] = {
 
 CATCH_UP_BATCH = 10_000  # events per transaction when catching up or rebuilding
 LIVE_BATCH = 5_000  # at most, live: a batch is what arrived since the last one
+# events behind from which a catch-up starts a writer process (starting one takes ~0.5 s)
+PIPELINE_FROM = 50_000
 
 GENERATIONS_DDL = (
     "CREATE TABLE IF NOT EXISTS lianhu_generations (name TEXT PRIMARY KEY, generation BIGINT "
@@ -108,11 +111,14 @@ class Fanout:
         *,
         batch_size: int = 1000,
         cache_size: int = 20_000,
+        pipeline: bool = False,
     ) -> None:
         self.recorder, self.mapper, self.views = recorder, mapper, views
         self.models = list(models)
         self.batch_size = batch_size
         self.cache_size = cache_size
+        self.pipeline = pipeline  # catch_up writes in a second process when far behind
+        self.pipeline_from = PIPELINE_FROM
         self._decode = Decoder(mapper)
         # per model: recent cases' states as last written, valid at position _written[name]
         self._cache: dict[str, dict[str, Any]] = {m.name: {} for m in self.models}
@@ -170,11 +176,13 @@ class Fanout:
             self._written[name] = last
         return last - start
 
-    def _remember(self, cache: dict[str, Any], states: dict[str, Any]) -> None:
+    def _remember(
+        self, cache: dict[str, Any], states: dict[str, Any], size: int | None = None
+    ) -> None:
         for key, state in states.items():
             cache.pop(key, None)  # re-inserted at the end: the dict's order is the LRU order
             cache[key] = state
-        excess = len(cache) - self.cache_size
+        excess = len(cache) - (size if size is not None else self.cache_size)
         if excess > 0:
             for key in list(itertools.islice(cache, excess)):
                 del cache[key]
@@ -183,13 +191,20 @@ class Fanout:
         """Process batches until every model is at the head of the log (as it was when
         called); returns the log positions advanced.
 
-        Models starting from position 0 (a rebuild's fresh generation, new views) are
+        Far behind (more than two batches) and with `pipeline`, the view writes go to a
+        second process while this one folds the next batch (`_pipelined`): the writer
+        keeps the query indexes up to date in the time it would otherwise wait. Otherwise
+        models starting from position 0 (a rebuild's fresh generation, new views) are
         filled without their secondary indexes, which are built once at the end (and by
         `create` when a follower starts, if this was interrupted): queries meanwhile see
         an incomplete view anyway.
         """
         total, head = 0, self.head()
         positions = self.positions()
+        behind = head - min(positions.values(), default=head)
+        if self.pipeline and behind > max(2 * self.batch_size, self.pipeline_from):
+            total += self._pipelined(head, progress)
+            positions = self.positions()
         fresh = [m for m in self.models if positions[m.name] == 0] if head else []
         if fresh:
             with self.views.transaction() as cur:
@@ -209,6 +224,92 @@ class Fanout:
                     for model in fresh:
                         model.create_indexes(cur)
         return total
+
+    def _pipelined(self, head: int, progress: Progress | None) -> int:
+        """Catch up to `head` with the writes in a writer process (projections.pipeline),
+        one batch in flight. Returns the log positions advanced; after a conflict with
+        another follower it returns early and the caller goes on batch by batch."""
+        positions = self.positions()
+        for model in self.models:
+            if self._written.get(model.name) != positions[model.name]:
+                self._cache[model.name].clear()
+        # the states of the batch in flight stay remembered until it commits
+        size = max(self.cache_size, 2 * self.batch_size)
+        begin = min(positions.values())
+        writer, in_flight, done = Writer(self.views), 0, begin
+        sent: list[str] = []
+
+        def committed() -> None:  # the batch in flight is in the tables
+            nonlocal done
+            writer.wait()
+            self._written.update(dict.fromkeys(sent, in_flight))
+            if in_flight:
+                done = in_flight
+                if progress is not None:
+                    progress(in_flight, head)
+
+        try:
+            # the cyclic GC stays off throughout: a collection between batches would rescan
+            # every remembered state (folds make no reference cycles)
+            with no_cyclic_gc():
+                while (start := min(positions.values())) < head:
+                    folded_batch = self._fold_recorded(start, positions)
+                    if folded_batch is None:
+                        break
+                    last, parts, folded = folded_batch
+                    committed()
+                    writer.send(parts)
+                    for name, states in folded.items():
+                        self._remember(self._cache[name], states, size)
+                        positions[name] = last
+                    sent, in_flight = list(folded), last
+                committed()
+        except Conflict:
+            self._forget()
+            writer.close()
+            log.warning("another follower moved a read model's position; going on in-process")
+            return done - begin
+        except BaseException:
+            self._forget()
+            writer.close(wait=False)
+            raise
+        writer.close()
+        return done - begin
+
+    def _fold_recorded(
+        self, start: int, positions: dict[str, int]
+    ) -> tuple[int, list[Part], dict[str, dict[str, Any]]] | None:
+        """Read, decode and fold the batch after `start` for every model behind, recording
+        the writes: (its last log position, each model's part, the states folded)."""
+        notifications = self.recorder.select_notifications(
+            start=start, limit=self.batch_size, inclusive_of_start=False
+        )
+        if not notifications:
+            return None
+        decode, batch = self._decode, []
+        for n in notifications:
+            rec = decode(n.topic, n.originator_id, n.state)
+            if rec is not None:
+                batch.append((n.id, rec))
+        last = notifications[-1].id
+        parts: list[Part] = []
+        folded: dict[str, dict[str, Any]] = {}
+        with self.views.reading() as reader:
+            for model in self.models:
+                now = positions[model.name]
+                if now >= last:
+                    continue
+                part = [rec for i, rec in batch if i > now]
+                ops = Recording(self.views.dialect)
+                folded[model.name] = model.apply(ops, part, self._cache[model.name], reader=reader)
+                parts.append((model.name, now, last, ops.ops))
+        return last, parts, folded
+
+    def _forget(self) -> None:
+        """Trust nothing remembered: the tables are the truth."""
+        for cache in self._cache.values():
+            cache.clear()
+        self._written.clear()
 
 
 def run_live(
@@ -245,11 +346,14 @@ def catch_up_all(
     progress: Progress | None = None,
     *,
     batch_size: int = CATCH_UP_BATCH,
+    pipeline: bool = True,
 ) -> int:
-    """Bring every read model up to the head of the log now."""
+    """Bring every read model up to the head of the log now (when far behind, with the
+    view writes in a second process: `pipeline`)."""
     fanout = Fanout(
-        recorder, mapper, projections.views, projections.current(), batch_size=batch_size
-    )
+        recorder, mapper, projections.views, projections.current(), batch_size=batch_size,
+        pipeline=pipeline,
+    )  # fmt: skip
     return fanout.catch_up(progress)
 
 
@@ -262,6 +366,7 @@ def rebuild(
     *,
     batch_size: int = CATCH_UP_BATCH,
     switch: Callable[[], None] | None = None,
+    pipeline: bool = True,
 ) -> int:
     """Replay the log from 0 into a fresh generation of `name`, then switch to it.
 
@@ -269,8 +374,9 @@ def rebuild(
     which is one transaction; its tables are dropped after.
     """
     generations = rebuild_all(
-        projections, recorder, mapper, [name], progress, batch_size=batch_size, switch=switch
-    )
+        projections, recorder, mapper, [name], progress, batch_size=batch_size, switch=switch,
+        pipeline=pipeline,
+    )  # fmt: skip
     return generations[name]
 
 
@@ -283,6 +389,7 @@ def rebuild_all(
     *,
     batch_size: int = CATCH_UP_BATCH,
     switch: Callable[[], None] | None = None,
+    pipeline: bool = True,
 ) -> dict[str, int]:
     """Rebuild several read models in one pass over the log (each event read and decoded
     once for all of them), then switch them all to their new generations in one
@@ -296,7 +403,9 @@ def rebuild_all(
         for model in fresh:
             model.drop(cur)  # leftovers of an interrupted rebuild
             set_position(cur, model.name, 0)
-    fanout = Fanout(recorder, mapper, projections.views, fresh, batch_size=batch_size)
+    fanout = Fanout(
+        recorder, mapper, projections.views, fresh, batch_size=batch_size, pipeline=pipeline
+    )
     fanout.catch_up(progress)
     if switch is not None:
         switch()

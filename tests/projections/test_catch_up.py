@@ -79,11 +79,13 @@ def test_a_catch_up_that_fails_half_way_leaves_the_indexes_built() -> None:
         calls = {"n": 0}
         apply = board.apply
 
-        def failing(cur: ViewCursor, batch: Sequence[Rec], cache: Any = None) -> Any:
+        def failing(
+            cur: ViewCursor, batch: Sequence[Rec], cache: Any = None, reader: Any = None
+        ) -> Any:
             calls["n"] += 1
             if calls["n"] == 4:
                 raise Failing("the disk is full")
-            return apply(cur, batch, cache)
+            return apply(cur, batch, cache, reader)
 
         board.apply = failing  # type: ignore[method-assign]
         fanout = Fanout(service.recorder, service.mapper, views, models, batch_size=40)
@@ -101,10 +103,12 @@ def test_cases_first_seen_at_their_filing_are_not_looked_up() -> None:
         asked: list[list[str]] = []
         apply, load = case_list.apply, case_list.load_states
 
-        def recording_apply(cur: ViewCursor, batch: Sequence[Rec], cache: Any = None) -> Any:
+        def recording_apply(
+            cur: ViewCursor, batch: Sequence[Rec], cache: Any = None, reader: Any = None
+        ) -> Any:
             batches.append(batch)
             asked.append([])
-            return apply(cur, batch, cache)
+            return apply(cur, batch, cache, reader)
 
         def recording_load(cur: ViewCursor, keys: Sequence[str]) -> Any:
             asked[-1].extend(keys)

@@ -1,0 +1,168 @@
+"""A long catch-up with its view writes in a second process.
+
+Catching up is half Python (reading, decoding, folding) and half SQL (inserting facts,
+upserting states and roll-ups, committing). One Python thread cannot overlap the two:
+the sqlite3 module takes the GIL back for every row of an `executemany`, so a writer
+thread would stall on each row while the folding thread holds it. A writer process
+can: the follower folds batch N+1 while the writer commits batch N.
+
+The contract is unchanged: each batch's view changes and its positions commit in ONE
+transaction, in the writer. The follower sends the writes it would have made (recorded
+by `Recording`, a write-only cursor), the position each model was at and the one it
+moves to; the writer checks each position in its transaction (FOR UPDATE on
+PostgreSQL) and refuses the whole batch if another follower moved one (`Conflict`):
+the follower then forgets what it folded and goes on batch by batch in-process.
+
+The follower keeps at most one batch in flight. It remembers the states of the batch
+in flight before the writer has committed them, so the next batch folds on them; a
+state it does not remember was last written by an earlier, committed batch, so reading
+it from a fresh snapshot is exact. If the writer fails or dies, the follower forgets
+every remembered state (the tables are the truth) and raises; nothing of the failed
+batch was written.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from multiprocessing.connection import Connection
+from typing import Any
+
+import orjson
+
+from engine.viewstore import Dialect, ViewCursor, ViewStore, set_position
+
+Op = tuple[str, Any, bool]  # (sql, parameters or rows, executemany?)
+Part = tuple[str, int, int, list[Op]]  # (model name, position expected, new position, writes)
+
+
+class Recording:
+    """A write-only ViewCursor: keeps the statements a model's writes would execute."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.ops: list[Op] = []
+
+    def execute(self, sql: str, params: Any = ()) -> Recording:
+        self.ops.append((sql, tuple(params), False))
+        return self
+
+    def executemany(self, sql: str, rows: Any) -> None:
+        self.ops.append((sql, rows, True))
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        raise TypeError("a recording cursor only writes; read through a reader cursor")
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        raise TypeError("a recording cursor only writes; read through a reader cursor")
+
+
+def _as_array(row: Any) -> list[Any]:
+    if isinstance(row, tuple):  # NamedTuple rows (orjson writes plain tuples only)
+        return list(row)
+    raise TypeError(f"cannot send {type(row).__name__} to the view writer")
+
+
+class Conflict(Exception):
+    """Another follower moved a model's position: the batch was not written."""
+
+
+class WriterFailed(RuntimeError):
+    pass
+
+
+def apply_parts(cur: ViewCursor, parts: list[Part]) -> None:
+    """Write one batch of several models in `cur`'s transaction, positions checked first."""
+    lock = " FOR UPDATE" if cur.dialect == "postgres" else ""
+    for name, expected, last, ops in parts:
+        row = cur.execute(
+            "SELECT position FROM lianhu_positions WHERE name = ?" + lock, (name,)
+        ).fetchone()
+        now = int(row[0]) if row else 0
+        if now != expected:
+            raise Conflict(f"{name} is at log position {now}, not {expected}")
+        for sql, args, many in ops:
+            if many:
+                cur.executemany(sql, args)
+            else:
+                cur.execute(sql, args)
+        set_position(cur, name, last)
+
+
+def write_views(views: ViewStore, conn: Connection) -> None:
+    """The writer process: one transaction per message, answered ("ok" | "conflict" |
+    "error", detail). Ends at None, or when the follower's end of the pipe closes."""
+    try:
+        while True:
+            try:
+                message = conn.recv_bytes()
+            except EOFError:
+                return  # the follower is gone: nothing half-written (no open transaction)
+            if not message:
+                return
+            parts = orjson.loads(message)
+            try:
+                with views.transaction() as cur:
+                    apply_parts(cur, parts)
+                conn.send(("ok", ""))
+            except Conflict as e:
+                conn.send(("conflict", str(e)))
+            except Exception as e:  # noqa: BLE001 (the follower raises it; the writer waits)
+                conn.send(("error", f"{type(e).__name__}: {e}"))
+    finally:
+        views.close()
+
+
+class Writer:
+    """The writer process and its pipe, as the follower sees them."""
+
+    def __init__(self, views: ViewStore) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, theirs = context.Pipe()
+        self.process = context.Process(
+            target=write_views, args=(views, theirs), name="lianhu-view-writer", daemon=True
+        )
+        self.process.start()
+        theirs.close()
+        self.pending = False
+
+    def send(self, parts: list[Part]) -> None:
+        assert not self.pending, "one batch in flight at most"
+        # JSON, not pickle: three times faster to write, and the follower is the busier
+        # side (values are str, int, float — exact through orjson — and None)
+        message = orjson.dumps(parts, default=_as_array)
+        try:
+            self._conn.send_bytes(message)
+        except OSError as e:
+            raise WriterFailed(self._died()) from e
+        self.pending = True
+
+    def _died(self) -> str:
+        self.process.join(timeout=1)
+        return f"the view writer process died (exit code {self.process.exitcode})"
+
+    def wait(self) -> None:
+        """Until the batch in flight is committed; raises Conflict or WriterFailed."""
+        if not self.pending:
+            return
+        self.pending = False
+        try:
+            status, detail = self._conn.recv()
+        except (EOFError, OSError) as e:
+            raise WriterFailed(self._died()) from e
+        if status == "conflict":
+            raise Conflict(detail)
+        if status != "ok":
+            raise WriterFailed(f"the view writer failed: {detail}")
+
+    def close(self, *, wait: bool = True) -> None:
+        try:
+            if wait and self.process.is_alive():
+                self._conn.send_bytes(b"")
+                self.process.join(timeout=30)
+        except (OSError, ValueError):
+            pass
+        finally:
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join(timeout=5)
+            self._conn.close()

@@ -1,0 +1,193 @@
+"""A catch-up with its writes in a writer process leaves exactly the tables an in-process
+catch-up leaves, on SQLite and PostgreSQL; a writer that fails, dies or finds another
+follower's position leaves every batch whole and the next catch-up finishes the job."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.clock import FakeClock
+from engine.persistence import postgres_env, sqlite_env
+from engine.servers import PostgresServer
+from engine.service import CaseService
+from engine.viewstore import ViewStore, set_position
+from projections import pipeline
+from projections.pipeline import Conflict, Recording, WriterFailed, apply_parts
+from projections.registry import MODELS, Fanout, Projections
+from tests.projections.histories import drive
+from tests.projections.test_folds import RULES
+from tests.servers_fixtures import unique_name
+
+BATCH = 20
+Where = Callable[[str], ViewStore]  # a fresh, empty view store of the test's kind
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def logged(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[CaseService, Where]]:
+    """A history of ~300 events, and fresh view stores beside it."""
+    clock = FakeClock()
+    opened: list[ViewStore] = []
+    databases: list[str] = []
+    if request.param == "sqlite":
+        env = sqlite_env(str(tmp_path / "l.db"))
+
+        def where(name: str) -> ViewStore:
+            opened.append(ViewStore(sqlite_path=str(tmp_path / f"{name}.db")))
+            return opened[-1]
+
+    else:
+        env = postgres_env(request.getfixturevalue("postgres_dsn"))
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+
+        def where(name: str) -> ViewStore:
+            databases.append(unique_name(f"{request.node.name}_{name}"))
+            opened.append(ViewStore(postgres_url=server.create_database(databases[-1])))
+            return opened[-1]
+
+    service = CaseService(rules=RULES, clock=clock, env=env)
+    drive(service, clock, 5, cases=40, steps=600)
+    yield service, where
+    for views in opened:
+        views.close()
+    service.close()
+    for name in databases:
+        server.drop_database(name)
+
+
+def fanout(service: CaseService, views: ViewStore, *, pipeline: bool) -> Fanout:
+    f = Fanout(
+        service.recorder, service.mapper, views, Projections(views).current(),
+        batch_size=BATCH, pipeline=pipeline,
+    )  # fmt: skip
+    f.pipeline_from = 0
+    return f
+
+
+def dump(views: ViewStore) -> dict[str, Any]:
+    projections = Projections(views)
+    with views.reading() as cur:
+        return {name: projections.model(name, cur).dump(cur) for name in MODELS}
+
+
+def reference(service: CaseService, where: Where) -> dict[str, Any]:
+    """The tables an in-process catch-up writes."""
+    views = where("reference")
+    fanout(service, views, pipeline=False).catch_up()
+    return dump(views)
+
+
+def test_pipelined_catch_up_writes_what_the_in_process_one_writes(
+    logged: tuple[CaseService, Where],
+) -> None:
+    service, where = logged
+    views = where("piped")
+    seen: list[int] = []
+    f = fanout(service, views, pipeline=True)
+    advanced = f.catch_up(lambda done, total: seen.append(done))
+    head = service.recorder.max_notification_id() or 0
+    assert advanced == head > 5 * BATCH
+    assert seen == sorted(seen) and seen[-1] == head and len(seen) > 5
+    assert set(views.positions().values()) == {head}
+    piped = dump(views)
+    assert sum(len(rows) for tables in piped.values() for rows in tables.values()) > 500
+    assert piped == reference(service, where)
+    assert f.catch_up() == 0  # not behind: nothing to do
+
+
+def test_a_writer_that_fails_loses_no_batch_and_the_next_catch_up_finishes(
+    logged: tuple[CaseService, Where], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, where = logged
+    views = where("failing")
+    f = fanout(service, views, pipeline=True)
+    board = next(m for m in f.models if m.base_name == "board")
+    calls = {"n": 0}
+    write = board.write
+
+    def broken(cur: Any, effects: list[Any]) -> None:
+        calls["n"] += 1
+        write(cur, effects)
+        if calls["n"] == 5:  # SQL the writer refuses, after the batch's other writes
+            cur.execute("INSERT INTO no_such_table VALUES (1)")
+
+    monkeypatch.setattr(board, "write", broken)
+    with pytest.raises(WriterFailed, match="no_such_table"):
+        f.catch_up()
+    assert set(views.positions().values()) == {4 * BATCH}  # four whole batches, not the fifth
+    monkeypatch.undo()
+    assert f.catch_up() > 0  # remembered states were forgotten: the tables are the truth
+    assert dump(views) == reference(service, where)
+
+
+def test_a_writer_killed_mid_way_is_reported_and_the_next_catch_up_finishes(
+    logged: tuple[CaseService, Where], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, where = logged
+    views = where("killed")
+    f = fanout(service, views, pipeline=True)
+    sends = {"n": 0}
+    send = pipeline.Writer.send
+
+    def send_then_kill(self: pipeline.Writer, parts: list[pipeline.Part]) -> None:
+        sends["n"] += 1
+        if sends["n"] == 4:
+            os.kill(self.process.pid or 0, signal.SIGKILL)
+            self.process.join(timeout=10)
+        send(self, parts)
+
+    monkeypatch.setattr(pipeline.Writer, "send", send_then_kill)
+    with pytest.raises(WriterFailed, match="died"):
+        f.catch_up()
+    assert max(views.positions().values()) <= 3 * BATCH
+    monkeypatch.undo()
+    f.catch_up()
+    assert dump(views) == reference(service, where)
+
+
+def test_after_a_conflict_the_follower_goes_on_in_process(
+    logged: tuple[CaseService, Where], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, where = logged
+    views = where("conflict")
+    f = fanout(service, views, pipeline=True)
+    waits = {"n": 0}
+    wait = pipeline.Writer.wait
+
+    def moved_on_the_third(self: pipeline.Writer) -> None:
+        waits["n"] += 1
+        wait(self)
+        if waits["n"] == 3:  # as if another follower had written this batch first
+            raise Conflict("board.g1 is at log position 60, not 40")
+
+    monkeypatch.setattr(pipeline.Writer, "wait", moved_on_the_third)
+    head = service.recorder.max_notification_id() or 0
+    f.catch_up()
+    assert set(views.positions().values()) == {head}
+    assert dump(views) == reference(service, where)
+
+
+def test_a_position_moved_by_another_follower_refuses_the_whole_batch(tmp_path: Path) -> None:
+    views = ViewStore(sqlite_path=str(tmp_path / "v.db"))
+    try:
+        with views.transaction() as cur:
+            cur.execute("CREATE TABLE t (x BIGINT)")
+            set_position(cur, "a", 10)
+            set_position(cur, "b", 7)
+        ops = Recording("sqlite")
+        ops.executemany("INSERT INTO t VALUES (?)", [(1,), (2,)])
+        refused = pytest.raises(Conflict, match="b is at log position 7, not 10")
+        with refused, views.transaction() as cur:
+            apply_parts(cur, [("a", 10, 20, ops.ops), ("b", 10, 20, ops.ops)])
+        with views.reading() as cur:
+            assert cur.execute("SELECT COUNT(*) FROM t").fetchone() == (0,)
+        assert views.positions() == {"a": 10, "b": 7}
+        with pytest.raises(TypeError, match="only writes"):
+            ops.fetchone()
+    finally:
+        views.close()
