@@ -314,7 +314,7 @@ def load_json_states(
 def save_json_states(cur: ViewCursor, table: str, states: dict[str, Any]) -> None:
     dumps = orjson.dumps
     rows = [(k, dumps(states[k]).decode()) for k in sorted(states)]
-    cur.executemany(
+    cur.upsert_many(
         f"INSERT INTO {table} (case_id, state) VALUES (?, ?) "
         "ON CONFLICT (case_id) DO UPDATE SET state = excluded.state",
         rows,
@@ -346,7 +346,7 @@ def columns_ddl(columns: Columns, table_key: str, key: str = "case_id") -> str:
 def upsert_rows(cur: ViewCursor, table: str, names: Sequence[str], rows: Sequence[Any]) -> None:
     """Insert or replace rows (tuples in `names` order) keyed by the first column."""
     sets = ", ".join(f"{n} = excluded.{n}" for n in names[1:])
-    cur.executemany(
+    cur.upsert_many(
         f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
         f"ON CONFLICT ({names[0]}) DO UPDATE SET {sets}",
         rows,

@@ -189,7 +189,7 @@ def _upsert_sums(cur: ViewCursor, table: str, key: Sequence[str], sums: Sums) ->
     if not sums:
         return
     t = table
-    cur.executemany(
+    cur.upsert_many(
         f"INSERT INTO {t} VALUES ({', '.join('?' * (len(key) + 4))}) "
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
         f"n = {t}.n + excluded.n, value = {t}.value + excluded.value, "

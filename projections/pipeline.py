@@ -31,7 +31,7 @@ import orjson
 
 from engine.viewstore import Dialect, ViewCursor, ViewStore, set_position
 
-Op = tuple[str, Any, bool]  # (sql, parameters or rows, executemany?)
+Op = tuple[str, Any, str]  # (sql, parameters or rows, "execute" | "executemany" | "upsert_many")
 Part = tuple[str, int, int, list[Op]]  # (model name, position expected, new position, writes)
 
 
@@ -43,11 +43,14 @@ class Recording:
         self.ops: list[Op] = []
 
     def execute(self, sql: str, params: Any = ()) -> Recording:
-        self.ops.append((sql, tuple(params), False))
+        self.ops.append((sql, tuple(params), "execute"))
         return self
 
     def executemany(self, sql: str, rows: Any) -> None:
-        self.ops.append((sql, rows, True))
+        self.ops.append((sql, rows, "executemany"))
+
+    def upsert_many(self, sql: str, rows: Any) -> None:
+        self.ops.append((sql, rows, "upsert_many"))
 
     def fetchone(self) -> tuple[Any, ...] | None:
         raise TypeError("a recording cursor only writes; read through a reader cursor")
@@ -80,9 +83,11 @@ def apply_parts(cur: ViewCursor, parts: list[Part]) -> None:
         now = int(row[0]) if row else 0
         if now != expected:
             raise Conflict(f"{name} is at log position {now}, not {expected}")
-        for sql, args, many in ops:
-            if many:
+        for sql, args, how in ops:
+            if how == "executemany":
                 cur.executemany(sql, args)
+            elif how == "upsert_many":
+                cur.upsert_many(sql, args)
             else:
                 cur.execute(sql, args)
         set_position(cur, name, last)

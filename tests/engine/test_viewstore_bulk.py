@@ -1,0 +1,68 @@
+"""Many rows at once: plain inserts (COPY on PostgreSQL) and upserts with distinct keys
+(COPY into a staging table, then one INSERT ... SELECT ... ON CONFLICT) leave exactly
+what row-by-row statements leave, on both stores, in one transaction or several."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.viewstore import COPY_FROM, ViewStore
+
+UPSERT = (
+    "INSERT INTO {t} (k, label, n, at) VALUES (?, ?, ?, ?) ON CONFLICT (k) DO UPDATE SET "
+    "n = {t}.n + excluded.n, label = excluded.label, at = excluded.at"
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def views(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ViewStore]:
+    if request.param == "postgres":
+        store = ViewStore(postgres_url=request.getfixturevalue("postgres_dsn"))
+    else:
+        store = ViewStore(sqlite_path=str(tmp_path / "views.db"))
+    yield store
+    store.close()
+
+
+def test_bulk_writes_equal_row_by_row_writes(views: ViewStore) -> None:
+    rng = random.Random(4)
+    with views.transaction() as cur:
+        for t in ("bulk", "single"):
+            cur.execute(
+                f"CREATE TABLE {t} (k TEXT PRIMARY KEY, label TEXT, n BIGINT NOT NULL, "
+                "at DOUBLE PRECISION)"
+            )
+            cur.execute(f"CREATE TABLE {t}_log (k TEXT NOT NULL, at DOUBLE PRECISION, x TEXT)")
+    for round_ in range(4):
+        keys = rng.sample(range(400), COPY_FROM + rng.randint(0, 200))  # distinct keys
+        rows = [
+            (f"k{k}", rng.choice(["甲", "乙", None, "a,b\t'c\"", "\\N"]), rng.randint(-5, 5),
+             rng.choice([None, 1.7e9 + rng.random() * 1e6]))
+            for k in keys
+        ]  # fmt: skip
+        log = [(k, at, label) for k, label, _, at in rows]
+        with views.transaction() as cur:
+            cur.upsert_many(UPSERT.format(t="bulk"), rows)
+            cur.executemany("INSERT INTO bulk_log VALUES (?, ?, ?)", log)
+            for row in rows:
+                cur.execute(UPSERT.format(t="single"), row)
+            for entry in log:
+                cur.execute("INSERT INTO single_log VALUES (?, ?, ?)", entry)
+            if round_ == 1:  # a second bulk upsert of the same table in one transaction
+                cur.upsert_many(UPSERT.format(t="bulk"), rows[:COPY_FROM])
+                for row in rows[:COPY_FROM]:
+                    cur.execute(UPSERT.format(t="single"), row)
+    with views.reading() as cur:
+        for t in ("bulk", "single"):
+            assert cur.execute(f"SELECT COUNT(*) FROM {t}").fetchone() != (0,)
+        assert sorted(cur.execute("SELECT * FROM bulk").fetchall()) == sorted(
+            cur.execute("SELECT * FROM single").fetchall()
+        )
+        key = lambda r: tuple("" if v is None else str(v) for v in r)  # noqa: E731
+        assert sorted(cur.execute("SELECT * FROM bulk_log").fetchall(), key=key) == sorted(
+            cur.execute("SELECT * FROM single_log").fetchall(), key=key
+        )
