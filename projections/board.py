@@ -21,6 +21,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from engine.viewstore import ViewCursor
 from projections.case_list import (
+    FIXED,
     OPEN,
     ROW_COLUMNS,
     ROW_NAMES,
@@ -139,7 +140,7 @@ class Board(FoldModel[BoardState]):
 
     def save_states(self, cur: ViewCursor, states: dict[str, BoardState]) -> None:
         rows = [(*row, valid_from) for row, valid_from in (states[k] for k in sorted(states))]
-        upsert_rows(cur, self.t("bd_current"), BOARD_NAMES, rows)
+        upsert_rows(cur, self.t("bd_current"), BOARD_NAMES, rows, fixed=FIXED)
 
     def write(self, cur: ViewCursor, effects: list[Any]) -> None:
         cur.executemany(

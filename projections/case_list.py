@@ -56,6 +56,7 @@ class CaseRow(NamedTuple):
 
 ROW_COLUMNS = columns_of(CaseRow)
 ROW_NAMES = [name for name, _ in ROW_COLUMNS]
+FIXED = frozenset({"number", "title", "household", "filed_at", "raised_at"})  # set at filing
 # positions in a CaseRow, for the fold (it edits a list copy of the row: no per-field copies)
 UNIT, LEVEL, STATUS, CATEGORY, URGENCY, HOPS, SUPERVISED = 4, 5, 6, 7, 8, 9, 10
 UPDATED, RESPOND_FROM, RESPOND_DUE, RESOLVE_FROM, RESOLVE_DUE, PAUSED, RESUMES = range(13, 20)
@@ -243,7 +244,8 @@ class CaseList(FoldModel[CaseRow]):
         return {str(r[0]): CaseRow._make(r) for r in rows}
 
     def save_states(self, cur: ViewCursor, states: dict[str, CaseRow]) -> None:
-        upsert_rows(cur, self.t("cl_cases"), ROW_NAMES, [states[k] for k in sorted(states)])
+        rows = [states[k] for k in sorted(states)]
+        upsert_rows(cur, self.t("cl_cases"), ROW_NAMES, rows, fixed=FIXED)
 
     def page(
         self,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import gc
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
@@ -343,9 +343,18 @@ def columns_ddl(columns: Columns, table_key: str, key: str = "case_id") -> str:
     return f"CREATE TABLE IF NOT EXISTS {{{table_key}}} ({', '.join(cols)})"
 
 
-def upsert_rows(cur: ViewCursor, table: str, names: Sequence[str], rows: Sequence[Any]) -> None:
-    """Insert or replace rows (tuples in `names` order) keyed by the first column."""
-    sets = ", ".join(f"{n} = excluded.{n}" for n in names[1:])
+def upsert_rows(
+    cur: ViewCursor,
+    table: str,
+    names: Sequence[str],
+    rows: Sequence[Any],
+    fixed: Collection[str] = (),
+) -> None:
+    """Insert or replace rows (tuples in `names` order) keyed by the first column.
+
+    Columns in `fixed` never change once written (they are not updated: an index on
+    them is left alone)."""
+    sets = ", ".join(f"{n} = excluded.{n}" for n in names[1:] if n not in fixed)
     cur.upsert_many(
         f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))}) "
         f"ON CONFLICT ({names[0]}) DO UPDATE SET {sets}",
