@@ -97,24 +97,29 @@ def write_views(views: ViewStore, conn: Connection) -> None:
     """The writer process: one transaction per message, answered ("ok" | "conflict" |
     "error", detail). Ends at None, or when the follower's end of the pipe closes."""
     try:
-        while True:
-            try:
-                message = conn.recv_bytes()
-            except EOFError:
-                return  # the follower is gone: nothing half-written (no open transaction)
-            if not message:
-                return
-            parts = orjson.loads(message)
-            try:
-                with views.transaction() as cur:
-                    apply_parts(cur, parts)
-                conn.send(("ok", ""))
-            except Conflict as e:
-                conn.send(("conflict", str(e)))
-            except Exception as e:  # noqa: BLE001 (the follower raises it; the writer waits)
-                conn.send(("error", f"{type(e).__name__}: {e}"))
+        with views.bulk_writes():
+            _write_batches(views, conn)
     finally:
         views.close()
+
+
+def _write_batches(views: ViewStore, conn: Connection) -> None:
+    while True:
+        try:
+            message = conn.recv_bytes()
+        except EOFError:
+            return  # the follower is gone: nothing half-written (no open transaction)
+        if not message:
+            return
+        parts = orjson.loads(message)
+        try:
+            with views.transaction() as cur:
+                apply_parts(cur, parts)
+            conn.send(("ok", ""))
+        except Conflict as e:
+            conn.send(("conflict", str(e)))
+        except Exception as e:  # noqa: BLE001 (the follower raises it; the writer waits)
+            conn.send(("error", f"{type(e).__name__}: {e}"))
 
 
 class Writer:
@@ -163,7 +168,7 @@ class Writer:
         try:
             if wait and self.process.is_alive():
                 self._conn.send_bytes(b"")
-                self.process.join(timeout=30)
+                self.process.join(timeout=120)  # its last checkpoint
         except (OSError, ValueError):
             pass
         finally:

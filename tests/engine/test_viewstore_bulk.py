@@ -66,3 +66,35 @@ def test_bulk_writes_equal_row_by_row_writes(views: ViewStore) -> None:
         assert sorted(cur.execute("SELECT * FROM bulk_log").fetchall(), key=key) == sorted(
             cur.execute("SELECT * FROM single_log").fetchall(), key=key
         )
+
+
+def test_bulk_writes_on_sqlite_commit_atomically_and_end_durable(tmp_path: Path) -> None:
+    path = tmp_path / "views.db"
+    views = ViewStore(sqlite_path=str(path))
+    try:
+        with views.transaction() as cur:
+            cur.execute("CREATE TABLE t (k BIGINT PRIMARY KEY, x TEXT)")
+        wal = Path(f"{path}-wal")
+        with views.bulk_writes(checkpoint_every=0.01):
+            with views.reading() as cur:
+                assert cur.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+            for i in range(30):
+                rows = [(i * 100 + j, "x" * 200) for j in range(100)]
+                with views.transaction() as cur:
+                    cur.executemany("INSERT INTO t VALUES (?, ?)", rows)
+            with pytest.raises(ZeroDivisionError), views.transaction() as cur:
+                cur.execute("INSERT INTO t VALUES (-1, 'half')")
+                _ = 1 / 0  # a failed batch leaves nothing
+        with views.reading() as cur:
+            assert cur.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL again
+            assert cur.execute("PRAGMA wal_autocheckpoint").fetchone() == (16384,)
+            assert cur.execute("SELECT COUNT(*), MIN(k) FROM t").fetchone() == (3000, 0)
+        assert wal.stat().st_size == 0  # checkpointed in full at the end
+    finally:
+        views.close()
+    again = ViewStore(sqlite_path=str(path))  # what a restart reads
+    try:
+        with again.reading() as cur:
+            assert cur.execute("SELECT COUNT(*) FROM t").fetchone() == (3000,)
+    finally:
+        again.close()
