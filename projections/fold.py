@@ -57,6 +57,12 @@ def case_key(case_id: UUID | str) -> str:
     return str(case_id)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def case_key_of_hex(hex_id: str) -> str:
+    """A case's key from its id as the SQLite recorder stores it (`UUID.hex`)."""
+    return str(UUID(hex_id))
+
+
 class Rec(NamedTuple):
     """One case event as the folds read it.
 
