@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.viewstore import COPY_FROM, ViewStore
+from engine.viewstore import BULK_CACHE_KIB, COPY_FROM, ViewStore
 
 UPSERT = (
     "INSERT INTO {t} (k, label, n, at) VALUES (?, ?, ?, ?) ON CONFLICT (k) DO UPDATE SET "
@@ -78,6 +78,7 @@ def test_bulk_writes_on_sqlite_commit_atomically_and_end_durable(tmp_path: Path)
         with views.bulk_writes(checkpoint_every=0.01):
             with views.reading() as cur:
                 assert cur.execute("PRAGMA synchronous").fetchone() == (1,)  # NORMAL
+                assert cur.execute("PRAGMA cache_size").fetchone() == (BULK_CACHE_KIB,)
             for i in range(30):
                 rows = [(i * 100 + j, "x" * 200) for j in range(100)]
                 with views.transaction() as cur:
@@ -88,6 +89,7 @@ def test_bulk_writes_on_sqlite_commit_atomically_and_end_durable(tmp_path: Path)
         with views.reading() as cur:
             assert cur.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL again
             assert cur.execute("PRAGMA wal_autocheckpoint").fetchone() == (16384,)
+            assert cur.execute("PRAGMA cache_size").fetchone() == (-2000,)  # the default
             assert cur.execute("SELECT COUNT(*), MIN(k) FROM t").fetchone() == (3000, 0)
         assert wal.stat().st_size == 0  # checkpointed in full at the end
     finally:
