@@ -228,26 +228,24 @@ class Fanout:
         """Process batches until every model is at the head of the log (as it was when
         called); returns the log positions advanced.
 
-        Far behind (more than two batches) and with `pipeline`, the view writes go to a
-        second process while this one folds the next batch (`_pipelined`): the writer
-        keeps the query indexes up to date in the time it would otherwise wait. Otherwise
-        models starting from position 0 (a rebuild's fresh generation, new views) are
-        filled without their secondary indexes, which are built once at the end (and by
-        `create` when a follower starts, if this was interrupted): queries meanwhile see
-        an incomplete view anyway.
+        Far behind (more than `pipeline_from` events) and with `pipeline`, the view
+        writes go to a second process while this one folds the next batch
+        (`_pipelined`). Models starting from position 0 (a rebuild's fresh generation,
+        new views) are filled without their secondary indexes, which are built once at
+        the end (and by `create` when a follower starts, if this was interrupted):
+        queries meanwhile see an incomplete view anyway.
         """
         total, head = 0, self.head()
         positions = self.positions()
         behind = head - min(positions.values(), default=head)
-        if self.pipeline and behind > max(2 * self.batch_size, self.pipeline_from):
-            total += self._pipelined(head, progress)
-            positions = self.positions()
         fresh = [m for m in self.models if positions[m.name] == 0] if head else []
         if fresh:
             with self.views.transaction() as cur:
                 for model in fresh:
                     model.drop_indexes(cur)
         try:
+            if self.pipeline and behind > max(2 * self.batch_size, self.pipeline_from):
+                total += self._pipelined(head, progress)
             while min(self.positions().values()) < head:
                 advanced = self.step()
                 if not advanced:

@@ -21,6 +21,7 @@ from projections import pipeline
 from projections.pipeline import Conflict, Recording, WriterFailed, apply_parts
 from projections.registry import MODELS, Fanout, Projections
 from tests.projections.histories import drive
+from tests.projections.test_catch_up import index_names
 from tests.projections.test_folds import RULES
 from tests.servers_fixtures import unique_name
 
@@ -75,6 +76,17 @@ def dump(views: ViewStore) -> dict[str, Any]:
         return {name: projections.model(name, cur).dump(cur) for name in MODELS}
 
 
+def indexes_built(views: ViewStore, f: Fanout) -> bool:
+    """Every query index of the models exists (a catch-up from 0 drops them meanwhile)."""
+    if views.dialect == "sqlite":
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index'"
+    else:
+        sql = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    with views.reading() as cur:
+        found = {str(r[0]) for r in cur.execute(sql).fetchall()}
+    return index_names(f.models) <= found
+
+
 def reference(service: CaseService, where: Where) -> dict[str, Any]:
     """The tables an in-process catch-up writes."""
     views = where("reference")
@@ -97,6 +109,7 @@ def test_pipelined_catch_up_writes_what_the_in_process_one_writes(
     piped = dump(views)
     assert sum(len(rows) for tables in piped.values() for rows in tables.values()) > 500
     assert piped == reference(service, where)
+    assert indexes_built(views, f)
     assert f.catch_up() == 0  # not behind: nothing to do
 
 
@@ -120,6 +133,7 @@ def test_a_writer_that_fails_loses_no_batch_and_the_next_catch_up_finishes(
     with pytest.raises(WriterFailed, match="no_such_table"):
         f.catch_up()
     assert set(views.positions().values()) == {4 * BATCH}  # four whole batches, not the fifth
+    assert indexes_built(views, f)  # dropped for the catch-up, built again when it failed
     monkeypatch.undo()
     assert f.catch_up() > 0  # remembered states were forgotten: the tables are the truth
     assert dump(views) == reference(service, where)
