@@ -10,6 +10,7 @@ import pytest
 from engine.clock import FakeClock
 from engine.persistence import postgres_env, sqlite_env
 from engine.service import CaseService
+from engine.viewstore import ViewStore
 from routing_rules import RuleSet
 
 
@@ -28,3 +29,14 @@ def any_service(store: dict[str, str], rules: RuleSet, clock: FakeClock) -> Iter
     app = CaseService(rules=rules, clock=clock, env=store)
     yield app
     app.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_views(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ViewStore]:
+    """A fresh, empty view store of each kind."""
+    if request.param == "postgres":
+        views = ViewStore(postgres_url=request.getfixturevalue("postgres_dsn"))
+    else:
+        views = ViewStore(sqlite_path=str(tmp_path / "views.db"))
+    yield views
+    views.close()

@@ -5,10 +5,7 @@ whichever side of an upsert conflict wrote a row)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -40,17 +37,9 @@ def test_worked_example() -> None:
     assert hist_add(None, "[[1,1]]") == "[[1,1]]" and hist_add("[[1,1]]", None) == "[[1,1]]"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def views(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ViewStore]:
-    if request.param == "postgres":
-        store = ViewStore(postgres_url=request.getfixturevalue("postgres_dsn"))
-    else:
-        store = ViewStore(sqlite_path=str(tmp_path / "views.db"))
-    yield store
-    store.close()
+def test_the_store_sums_as_python_does_in_an_upsert(any_views: ViewStore) -> None:
+    views = any_views
 
-
-def test_the_store_sums_as_python_does_in_an_upsert(views: ViewStore) -> None:
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     @given(a=histograms, b=histograms)
     def check(a: dict[int, int], b: dict[int, int]) -> None:

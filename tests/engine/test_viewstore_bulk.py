@@ -5,7 +5,6 @@ what row-by-row statements leave, on both stores, in one transaction or several.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,17 +17,8 @@ UPSERT = (
 )
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def views(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ViewStore]:
-    if request.param == "postgres":
-        store = ViewStore(postgres_url=request.getfixturevalue("postgres_dsn"))
-    else:
-        store = ViewStore(sqlite_path=str(tmp_path / "views.db"))
-    yield store
-    store.close()
-
-
-def test_bulk_writes_equal_row_by_row_writes(views: ViewStore) -> None:
+def test_bulk_writes_equal_row_by_row_writes(any_views: ViewStore) -> None:
+    views = any_views
     rng = random.Random(4)
     with views.transaction() as cur:
         for t in ("bulk", "single"):
