@@ -16,6 +16,10 @@ wrote itself; any other position (another follower moved it, a rebuild, a
 restart) empties it and the states are read from the tables, which are the
 truth. A batch's states join the memory only after its transaction commits.
 
+A catch-up far behind the head (a rebuild, `lianhu projections run --once` after
+downtime) writes its views from a second process while it folds the next batch
+(projections.pipeline), with the same one-transaction contract.
+
 A rebuild fills generation N+1 of one model from position 0 while generation N
 stays live, then switches `lianhu_generations` to N+1 in one transaction and
 drops N. Readers look the generation up per query; the live follower notices
