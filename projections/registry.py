@@ -326,12 +326,13 @@ class Fanout:
         last, batch = read
         parts: list[Part] = []
         folded: dict[str, dict[str, Any]] = {}
+        recs = [rec for _, rec in batch]
         with self.views.reading() as reader:
             for model in self.models:
                 now = positions[model.name]
                 if now >= last:
                     continue
-                part = [rec for i, rec in batch if i > now]
+                part = [rec for i, rec in batch if i > now] if now > start else recs
                 ops = Recording(self.views.dialect)
                 folded[model.name] = model.apply(ops, part, self._cache[model.name], reader=reader)
                 parts.append((model.name, now, last, ops.ops))
