@@ -69,8 +69,11 @@ class Conflict(Exception):
     """Another follower moved a model's position: the batch was not written."""
 
 
+AGAIN = "the views stop at the last whole batch; run the catch-up again to go on"
+
+
 class WriterFailed(RuntimeError):
-    pass
+    """The writer process failed or died; nothing of the batch in flight was written."""
 
 
 def apply_parts(cur: ViewCursor, parts: list[Part]) -> None:
@@ -148,7 +151,7 @@ class Writer:
 
     def _died(self) -> str:
         self.process.join(timeout=1)
-        return f"the view writer process died (exit code {self.process.exitcode})"
+        return f"the view writer process died (exit code {self.process.exitcode}); {AGAIN}"
 
     def wait(self) -> None:
         """Until the batch in flight is committed; raises Conflict or WriterFailed."""
@@ -162,7 +165,7 @@ class Writer:
         if status == "conflict":
             raise Conflict(detail)
         if status != "ok":
-            raise WriterFailed(f"the view writer failed: {detail}")
+            raise WriterFailed(f"the view writer failed: {detail}; {AGAIN}")
 
     def close(self, *, wait: bool = True) -> None:
         try:

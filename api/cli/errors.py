@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from engine.errors import CaseError, InvalidPetition
+from projections.pipeline import WriterFailed
 from routing_rules import RuleSetError
 
 P = ParamSpec("P")
@@ -27,7 +28,8 @@ def fail(message: str, hint: str, code: int) -> NoReturn:
 
 
 def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Engine, validation and rule-set errors become `error:`/`hint:` lines and an exit code."""
+    """Engine, validation, rule-set and view-writer errors become `error:`/`hint:` lines and an
+    exit code."""
 
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -46,5 +48,12 @@ def reports_errors(command: Callable[P, R]) -> Callable[P, R]:
             fail(f"invalid {problems}", "Correct the option named and run it again.", EXIT_INVALID)
         except RuleSetError as e:
             fail(str(e), "Check the rule set with `lianhu rules lint`.", EXIT_FAILED)
+        except WriterFailed as e:
+            fail(
+                str(e),
+                "Fix the cause named (disk space, permissions), then run the same command "
+                "again: it resumes after the last whole batch.",
+                EXIT_FAILED,
+            )
 
     return run

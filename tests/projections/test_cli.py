@@ -71,3 +71,22 @@ def test_rebuild_switches_to_a_fresh_generation_with_the_same_figures(lianhu: Cl
     assert "case_list: switched to generation 2" in everything.stdout
     again = lianhu.invoke(app, ["metrics", "distortion", "--json", "--no-catch-up"]).stdout
     assert again == before
+
+
+def test_a_failed_view_writer_is_an_error_with_a_hint(
+    lianhu: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.cli import projections as cli
+    from api.cli.errors import EXIT_FAILED
+    from projections.pipeline import AGAIN, WriterFailed
+
+    def failing(*args: object, **kwargs: object) -> dict[str, int]:
+        raise WriterFailed(f"the view writer failed: OperationalError: disk I/O error; {AGAIN}")
+
+    monkeypatch.setattr(cli, "rebuild_all", failing)
+    result = lianhu.invoke(app, ["projections", "rebuild"])
+    assert result.exit_code == EXIT_FAILED
+    assert "error: the view writer failed: OperationalError: disk I/O error" in result.stderr
+    assert "run the catch-up again" in result.stderr
+    assert "hint: Fix the cause named" in result.stderr
+    assert "Traceback" not in result.output
