@@ -117,7 +117,8 @@ class _PostgresCursor:
         table, columns, conflict = upsert.group(1), upsert.group(2), upsert.group(3)
         staging = f"lianhu_staging_{table}"
         self._c.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (LIKE {table}) ON COMMIT DELETE ROWS"
+            # dropped at commit, so made anew in each transaction: always the table's layout
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} (LIKE {table}) ON COMMIT DROP"
         )
         self._copy(staging, columns, rows)
         names = columns or "*"
