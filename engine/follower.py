@@ -18,7 +18,7 @@ from uuid import UUID
 from eventsourcing.persistence import ApplicationRecorder, Mapper
 
 from engine.events import CaseEvent
-from engine.viewstore import ViewCursor, ViewStore, set_position
+from engine.viewstore import ViewCursor, ViewStore, locked_position, set_position
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +93,7 @@ class Follower:
             # the position read above is re-checked in this transaction, so two
             # followers of one model never both apply a batch (PostgreSQL: the row lock
             # makes the second wait and then see the first one's new position)
-            lock = " FOR UPDATE" if cur.dialect == "postgres" else ""
-            row = cur.execute(
-                "SELECT position FROM lianhu_positions WHERE name = ?" + lock, (self.model.name,)
-            ).fetchone()
-            if (int(row[0]) if row else 0) != start:
+            if locked_position(cur, self.model.name) != start:
                 return 0
             self.model.apply(cur, batch)
             set_position(cur, self.model.name, last)

@@ -26,7 +26,7 @@ from engine.envelope import envelope, stored_data, stored_envelope
 from engine.events import EVENT_TYPES, CaseEvent, PetitionFiled
 from engine.service import CaseService
 from engine.subjects import HANDOVER_NAMES, Holding, concerned, concerned_units, subject
-from engine.viewstore import ViewStore, set_position
+from engine.viewstore import ViewStore, locked_position, set_position
 from routing_rules import Level, RuleSetError
 
 log = logging.getLogger(__name__)
@@ -107,11 +107,7 @@ class Outbox:
     def commit(self, start: int, last: int) -> None:
         """Move the tracked position from `start` to `last` (every message up to it acked)."""
         with self.views.transaction() as cur:
-            lock = " FOR UPDATE" if cur.dialect == "postgres" else ""
-            row = cur.execute(
-                "SELECT position FROM lianhu_positions WHERE name = ?" + lock, (self.name,)
-            ).fetchone()
-            current = int(row[0]) if row else 0
+            current = locked_position(cur, self.name)
             if current != start:
                 raise RuntimeError(
                     f"{self.name} position moved from {start} to {current} meanwhile: "

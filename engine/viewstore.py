@@ -187,6 +187,17 @@ def _open_store(sqlite_path: str | None, postgres_url: str | None) -> ViewStore:
     return ViewStore(sqlite_path=sqlite_path, postgres_url=postgres_url)
 
 
+def locked_position(cur: ViewCursor, name: str) -> int:
+    """How far `name` has processed the log, read in the caller's write transaction so no
+    other follower moves it before the transaction ends (PostgreSQL: the row is locked and
+    a second follower waits, then sees the new position; SQLite: the write lock)."""
+    lock = " FOR UPDATE" if cur.dialect == "postgres" else ""
+    row = cur.execute(
+        "SELECT position FROM lianhu_positions WHERE name = ?" + lock, (name,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def set_position(cur: ViewCursor, name: str, position: int) -> None:
     """Record how far `name` has processed the log, in the caller's transaction."""
     cur.execute(

@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from engine.viewstore import Dialect, ViewCursor, ViewStore, set_position
+from engine.viewstore import Dialect, ViewCursor, ViewStore, locked_position, set_position
 
 Op = tuple[str, Any, str]  # (sql, parameters or rows, "execute" | "executemany" | "upsert_many")
 Part = tuple[str, int, int, list[Op]]  # (model name, position expected, new position, writes)
@@ -78,12 +78,8 @@ class WriterFailed(RuntimeError):
 
 def apply_parts(cur: ViewCursor, parts: list[Part]) -> None:
     """Write one batch of several models in `cur`'s transaction, positions checked first."""
-    lock = " FOR UPDATE" if cur.dialect == "postgres" else ""
     for name, expected, last, ops in parts:
-        row = cur.execute(
-            "SELECT position FROM lianhu_positions WHERE name = ?" + lock, (name,)
-        ).fetchone()
-        now = int(row[0]) if row else 0
+        now = locked_position(cur, name)
         if now != expected:
             raise Conflict(f"{name} is at log position {now}, not {expected}")
         for sql, args, how in ops:

@@ -39,7 +39,7 @@ from eventsourcing.persistence import ApplicationRecorder, Mapper
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from engine.follower import Progress
-from engine.viewstore import ViewCursor, ViewStore, set_position
+from engine.viewstore import ViewCursor, ViewStore, locked_position, set_position
 from projections.board import Board
 from projections.case_list import CaseList
 from projections.distortion import Distortion
@@ -198,12 +198,8 @@ class Fanout:
         recs = [rec for _, rec in batch]
         written: dict[str, dict[str, Any]] = {}
         with self.views.transaction() as cur:
-            lock = " FOR UPDATE" if cur.dialect == "postgres" else ""
             for model in self.models:
-                row = cur.execute(
-                    "SELECT position FROM lianhu_positions WHERE name = ?" + lock, (model.name,)
-                ).fetchone()
-                now = int(row[0]) if row else 0
+                now = locked_position(cur, model.name)
                 cache = self._cache[model.name]
                 if self._written.get(model.name) != now:
                     cache.clear()  # not the position this follower left: trust the tables only
