@@ -5,7 +5,7 @@ edges and late cancellations) and the weekly one, over histories longer than a y
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -165,18 +165,30 @@ def test_a_county_year_reads_quarters(store: tuple[ViewStore, list[FactRow]]) ->
     assert not any(ROLLUP in sql for sql, _ in asked)
 
 
-@pytest.mark.parametrize("name", ["response_times", "distortion", "indicators"])
-def test_views_from_before_the_marginal_roll_up_get_it_filled(name: str) -> None:
-    with world(17, cases=10, steps=120) as (_, projections, _, _):
+def assert_refilled_at_start(
+    name: str, seed: int, table: str, age: Callable[[Any, Callable[[str], str]], None]
+) -> None:
+    """Fold a history, make the model's tables look as an older version left them (`age`,
+    given the cursor and the model's table namer), and check the follower's `create`
+    brings back exactly the tables a fresh fold writes; `table` must have had rows."""
+    with world(seed, cases=10, steps=120) as (_, projections, _, _):
         with projections.views.transaction() as cur:
             model = projections.model(name, cur)
             before = model.dump(cur)
-            marginals = model.t(f"{model.prefix}_marg")  # type: ignore[attr-defined]
-            assert len(before[f"{model.prefix}_marg"]) > 10  # type: ignore[attr-defined]
-            cur.execute(f"DROP TABLE {marginals}")
+            prefix: str = model.prefix  # type: ignore[attr-defined]
+            assert len(before[f"{prefix}_{table}"]) > 10
+            age(cur, lambda t: model.t(f"{prefix}_{t}"))
         with projections.views.transaction() as cur:
             model.create(cur)  # what the follower does when it starts
             assert model.dump(cur) == before
+
+
+@pytest.mark.parametrize("name", ["response_times", "distortion", "indicators"])
+def test_views_from_before_the_marginal_roll_up_get_it_filled(name: str) -> None:
+    def without_marginals(cur: Any, t: Callable[[str], str]) -> None:
+        cur.execute(f"DROP TABLE {t('marg')}")
+
+    assert_refilled_at_start(name, 17, "marg", without_marginals)
 
 
 OLD_ROLLUP_DDL = """CREATE TABLE {t} (kind TEXT NOT NULL, at_week BIGINT NOT NULL,
@@ -192,18 +204,12 @@ OLD_MARGINALS_DDL = """CREATE TABLE {t} (kind TEXT NOT NULL, dim TEXT NOT NULL,
 
 @pytest.mark.parametrize("name", ["response_times", "distortion", "indicators"])
 def test_roll_ups_with_a_row_per_bucket_are_refilled_in_the_present_layout(name: str) -> None:
-    with world(18, cases=10, steps=120) as (_, projections, _, _):
-        with projections.views.transaction() as cur:
-            model = projections.model(name, cur)
-            before = model.dump(cur)
-            rollup = model.t(f"{model.prefix}_rollup")  # type: ignore[attr-defined]
-            marginals = model.t(f"{model.prefix}_marg")  # type: ignore[attr-defined]
-            assert len(before[f"{model.prefix}_rollup"]) > 10  # type: ignore[attr-defined]
-            for table, ddl in ((rollup, OLD_ROLLUP_DDL), (marginals, OLD_MARGINALS_DDL)):
-                cur.execute(f"DROP TABLE {table}")
-                cur.execute(ddl.format(t=table))
-            cur.execute(f"INSERT INTO {rollup} VALUES ('first', 1, 1, 'a', 'b', 'c', 'd', 0, 3, "
-                        "1, 2, 0)")  # fmt: skip
-        with projections.views.transaction() as cur:
-            model.create(cur)  # what the follower does when it starts
-            assert model.dump(cur) == before
+    def per_bucket(cur: Any, t: Callable[[str], str]) -> None:
+        rollup, marginals = t("rollup"), t("marg")
+        for table, ddl in ((rollup, OLD_ROLLUP_DDL), (marginals, OLD_MARGINALS_DDL)):
+            cur.execute(f"DROP TABLE {table}")
+            cur.execute(ddl.format(t=table))
+        cur.execute(f"INSERT INTO {rollup} VALUES ('first', 1, 1, 'a', 'b', 'c', 'd', 0, 3, "
+                    "1, 2, 0)")  # fmt: skip
+
+    assert_refilled_at_start(name, 18, "rollup", per_bucket)
