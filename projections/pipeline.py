@@ -24,10 +24,9 @@ batch was written.
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 from multiprocessing.connection import Connection
 from typing import Any
-
-import orjson
 
 from engine.viewstore import Dialect, ViewCursor, ViewStore, locked_position, set_position
 
@@ -47,10 +46,10 @@ class Recording:
         return self
 
     def executemany(self, sql: str, rows: Any) -> None:
-        self.ops.append((sql, rows, "executemany"))
+        self.ops.append((sql, _plain(rows), "executemany"))
 
     def upsert_many(self, sql: str, rows: Any) -> None:
-        self.ops.append((sql, rows, "upsert_many"))
+        self.ops.append((sql, _plain(rows), "upsert_many"))
 
     def fetchone(self) -> tuple[Any, ...] | None:
         raise TypeError("a recording cursor only writes; read through a reader cursor")
@@ -59,10 +58,12 @@ class Recording:
         raise TypeError("a recording cursor only writes; read through a reader cursor")
 
 
-def _as_array(row: Any) -> list[Any]:
-    if isinstance(row, tuple):  # NamedTuple rows (orjson writes plain tuples only)
-        return list(row)
-    raise TypeError(f"cannot send {type(row).__name__} to the view writer")
+def _plain(rows: Any) -> Any:
+    """Rows as plain tuples: a NamedTuple row would be pickled by reference to its class,
+    at twice the cost."""
+    if rows and type(rows[0]) is not tuple:
+        return list(map(tuple, rows))
+    return rows
 
 
 class Conflict(Exception):
@@ -110,7 +111,7 @@ def _write_batches(views: ViewStore, conn: Connection) -> None:
             return  # the follower is gone: nothing half-written (no open transaction)
         if not message:
             return
-        parts = orjson.loads(message)
+        parts = pickle.loads(message)  # noqa: S301 (from the follower that spawned us)
         try:
             with views.transaction() as cur:
                 apply_parts(cur, parts)
@@ -136,9 +137,11 @@ class Writer:
 
     def send(self, parts: list[Part]) -> None:
         assert not self.pending, "one batch in flight at most"
-        # JSON, not pickle: three times faster to write, and the follower is the busier
-        # side (values are str, int, float — exact through orjson — and None)
-        message = orjson.dumps(parts, default=_as_array)
+        # pickle of plain tuples: per batch of 10,000 events 25 ms to write and 25 ms to
+        # read, against 25 + 109 ms for JSON (orjson: it builds every value anew) and
+        # 38 + 25 ms for marshal; a string shared by many rows (a unit, a category) is
+        # written once and read back as one object
+        message = pickle.dumps(parts, protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self._conn.send_bytes(message)
         except OSError as e:
