@@ -368,6 +368,19 @@ def upsert_rows(
     )
 
 
+def write_call(cur: ViewCursor, fn: Callable[..., None], *args: Any) -> None:
+    """`fn(cur, *args)`, now, or in the view writer process if `cur` records the writes for
+    it (projections.pipeline): for writes whose rows take Python work to derive from the
+    effects (roll-up sums), so that work runs beside the SQL, not in the folding process.
+    `fn` must be a module-level function and `args` plain values (str, numbers, None, in
+    tuples and lists)."""
+    record = getattr(cur, "record_call", None)
+    if record is None:
+        fn(cur, *args)
+    else:
+        record(fn, args)
+
+
 def load_rows(
     cur: ViewCursor, table: str, names: Sequence[str], keys: Sequence[str]
 ) -> list[tuple[Any, ...]]:

@@ -43,6 +43,7 @@ from projections.fold import (
     save_json_states,
     week_of,
     week_start,
+    write_call,
 )
 
 GAMMA = 1.05
@@ -683,7 +684,7 @@ class FactModel(FoldModel[S]):
             return
         p = self.prefix
         tables = (self.t(f"{p}_facts"), self.t(f"{p}_rollup"), self.t(f"{p}_marg"))
-        write_fact_tables(cur, *tables, self.marginal_dims, facts)
+        write_call(cur, write_fact_tables, *tables, self.marginal_dims, facts)
 
     def query(
         self,

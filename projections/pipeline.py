@@ -23,14 +23,18 @@ batch was written.
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import pickle
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
 from engine.viewstore import Dialect, ViewCursor, ViewStore, locked_position, set_position
 
-Op = tuple[str, Any, str]  # (sql, parameters or rows, "execute" | "executemany" | "upsert_many")
+# (sql, parameters or rows, "execute" | "executemany" | "upsert_many"), or
+# ("module:function", arguments, "call") for projections.fold.write_call
+Op = tuple[str, Any, str]
 Part = tuple[str, int, int, list[Op]]  # (model name, position expected, new position, writes)
 
 
@@ -50,6 +54,10 @@ class Recording:
 
     def upsert_many(self, sql: str, rows: Any) -> None:
         self.ops.append((sql, _plain(rows), "upsert_many"))
+
+    def record_call(self, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
+        """Have the writer run `fn(cursor, *args)` (projections.fold.write_call)."""
+        self.ops.append((f"{fn.__module__}:{fn.__qualname__}", args, "call"))
 
     def fetchone(self) -> tuple[Any, ...] | None:
         raise TypeError("a recording cursor only writes; read through a reader cursor")
@@ -88,6 +96,9 @@ def apply_parts(cur: ViewCursor, parts: list[Part]) -> None:
                 cur.executemany(sql, args)
             elif how == "upsert_many":
                 cur.upsert_many(sql, args)
+            elif how == "call":
+                module, function = sql.split(":")
+                getattr(importlib.import_module(module), function)(cur, *args)
             else:
                 cur.execute(sql, args)
         set_position(cur, name, last)
@@ -111,7 +122,7 @@ def _write_batches(views: ViewStore, conn: Connection) -> None:
             return  # the follower is gone: nothing half-written (no open transaction)
         if not message:
             return
-        parts = pickle.loads(message)  # noqa: S301 (from the follower that spawned us)
+        parts = pickle.loads(message)  # from the follower that spawned this process
         try:
             with views.transaction() as cur:
                 apply_parts(cur, parts)

@@ -299,10 +299,10 @@ class Fanout:
                         positions[name] = last
                     sent, in_flight = list(folded), last
                 committed()
-        except Conflict:
+        except Conflict as e:
             self._forget()
             writer.close()
-            log.warning("another follower moved a read model's position; going on in-process")
+            log.warning("%s (another follower moved it); going on in-process", e)
             return done - begin
         except BaseException:
             self._forget()
