@@ -13,12 +13,13 @@ moves to; the writer checks each position in its transaction (FOR UPDATE on
 PostgreSQL) and refuses the whole batch if another follower moved one (`Conflict`):
 the follower then forgets what it folded and goes on batch by batch in-process.
 
-The follower keeps at most one batch in flight. It remembers the states of the batch
-in flight before the writer has committed them, so the next batch folds on them; a
-state it does not remember was last written by an earlier, committed batch, so reading
-it from a fresh snapshot is exact. If the writer fails or dies, the follower forgets
-every remembered state (the tables are the truth) and raises; nothing of the failed
-batch was written.
+The follower keeps at most PIPELINE_DEPTH (2) batches in flight. It remembers the
+states of the batches in flight before the writer has committed them, so the next batch
+folds on them; a state it does not remember was last written by an earlier, committed
+batch, so reading it from a fresh snapshot is exact. If the writer fails or dies, the
+follower forgets every remembered state (the tables are the truth) and raises; nothing
+of the failed batch was written, nor of any sent after it (each expects the position
+the failed one would have left, and is refused).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import pickle
+import queue
+import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -114,12 +117,23 @@ def write_views(views: ViewStore, conn: Connection) -> None:
         views.close()
 
 
+def _receive(conn: Connection, inbox: queue.SimpleQueue[bytes]) -> None:
+    """Take messages off the pipe as they come (a thread of the writer process): the
+    follower's send of the next batch returns at once instead of waiting, on a full pipe,
+    until the writer has committed the batch before. b"" for the end of the pipe."""
+    try:
+        while message := conn.recv_bytes():
+            inbox.put(message)
+    except (EOFError, OSError):
+        pass  # the follower is gone: nothing half-written (no open transaction)
+    inbox.put(b"")
+
+
 def _write_batches(views: ViewStore, conn: Connection) -> None:
+    inbox: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+    threading.Thread(target=_receive, args=(conn, inbox), name="receive", daemon=True).start()
     while True:
-        try:
-            message = conn.recv_bytes()
-        except EOFError:
-            return  # the follower is gone: nothing half-written (no open transaction)
+        message = inbox.get()
         if not message:
             return
         parts = pickle.loads(message)  # from the follower that spawned this process
@@ -144,10 +158,9 @@ class Writer:
         )
         self.process.start()
         theirs.close()
-        self.pending = False
+        self.pending = 0  # batches sent and not yet answered
 
     def send(self, parts: list[Part]) -> None:
-        assert not self.pending, "one batch in flight at most"
         # pickle of plain tuples: per batch of 10,000 events 25 ms to write and 25 ms to
         # read, against 25 + 109 ms for JSON (orjson: it builds every value anew) and
         # 38 + 25 ms for marshal; a string shared by many rows (a unit, a category) is
@@ -157,17 +170,17 @@ class Writer:
             self._conn.send_bytes(message)
         except OSError as e:
             raise WriterFailed(self._died()) from e
-        self.pending = True
+        self.pending += 1
 
     def _died(self) -> str:
         self.process.join(timeout=1)
         return f"the view writer process died (exit code {self.process.exitcode}); {AGAIN}"
 
     def wait(self) -> None:
-        """Until the batch in flight is committed; raises Conflict or WriterFailed."""
+        """Until the oldest batch in flight is committed; raises Conflict or WriterFailed."""
         if not self.pending:
             return
-        self.pending = False
+        self.pending -= 1
         try:
             status, detail = self._conn.recv()
         except (EOFError, OSError) as e:

@@ -28,6 +28,7 @@ the switch at its next step.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import threading
@@ -69,6 +70,9 @@ CATCH_UP_BATCH = 10_000  # events per transaction when catching up or rebuilding
 LIVE_BATCH = 5_000  # at most, live: a batch is what arrived since the last one
 # events behind from which a catch-up starts a writer process (starting one takes ~0.5 s)
 PIPELINE_FROM = 50_000
+# batches sent to the writer process and not yet committed, at most: with two, a batch
+# that takes the writer longer than usual does not stop the follower folding
+PIPELINE_DEPTH = 2
 
 GENERATIONS_DDL = (
     "CREATE TABLE IF NOT EXISTS lianhu_generations (name TEXT PRIMARY KEY, generation BIGINT "
@@ -262,26 +266,27 @@ class Fanout:
 
     def _pipelined(self, head: int, progress: Progress | None) -> int:
         """Catch up to `head` with the writes in a writer process (projections.pipeline),
-        one batch in flight. Returns the log positions advanced; after a conflict with
-        another follower it returns early and the caller goes on batch by batch."""
+        up to PIPELINE_DEPTH batches in flight. Returns the log positions advanced; after
+        a conflict with another follower it returns early and the caller goes on batch by
+        batch."""
         positions = self.positions()
         for model in self.models:
             if self._written.get(model.name) != positions[model.name]:
                 self._cache[model.name].clear()
-        # the states of the batch in flight stay remembered until it commits
-        size = max(self.cache_size, 2 * self.batch_size)
+        # the states of the batches in flight stay remembered until they commit
+        size = max(self.cache_size, (PIPELINE_DEPTH + 1) * self.batch_size)
         begin = min(positions.values())
-        writer, in_flight, done = Writer(self.views), 0, begin
-        sent: list[str] = []
+        writer, done = Writer(self.views), begin
+        in_flight: collections.deque[tuple[int, list[str]]] = collections.deque()
 
-        def committed() -> None:  # the batch in flight is in the tables
+        def committed() -> None:  # the oldest batch in flight is in the tables
             nonlocal done
             writer.wait()
-            self._written.update(dict.fromkeys(sent, in_flight))
-            if in_flight:
-                done = in_flight
-                if progress is not None:
-                    progress(in_flight, head)
+            last, names = in_flight.popleft()
+            self._written.update(dict.fromkeys(names, last))
+            done = last
+            if progress is not None:
+                progress(last, head)
 
         try:
             # the cyclic GC stays off throughout: a collection between batches would rescan
@@ -292,13 +297,15 @@ class Fanout:
                     if folded_batch is None:
                         break
                     last, parts, folded = folded_batch
-                    committed()
+                    if len(in_flight) >= PIPELINE_DEPTH:
+                        committed()
                     writer.send(parts)
+                    in_flight.append((last, list(folded)))
                     for name, states in folded.items():
                         self._remember(self._cache[name], states, size)
                         positions[name] = last
-                    sent, in_flight = list(folded), last
-                committed()
+                while in_flight:
+                    committed()
         except Conflict as e:
             self._forget()
             writer.close()

@@ -19,7 +19,7 @@ from engine.service import CaseService
 from engine.viewstore import ViewStore, set_position
 from projections import pipeline
 from projections.pipeline import Conflict, Recording, WriterFailed, apply_parts
-from projections.registry import MODELS, Fanout, Projections
+from projections.registry import MODELS, PIPELINE_DEPTH, Fanout, Projections
 from tests.projections.histories import drive
 from tests.projections.test_catch_up import index_names
 from tests.projections.test_folds import RULES
@@ -130,9 +130,18 @@ def test_a_writer_that_fails_loses_no_batch_and_the_next_catch_up_finishes(
             cur.execute("INSERT INTO no_such_table VALUES (1)")
 
     monkeypatch.setattr(board, "write", broken)
+    sends = {"n": 0}
+    send = pipeline.Writer.send
+
+    def counted(self: pipeline.Writer, parts: list[pipeline.Part]) -> None:
+        sends["n"] += 1
+        send(self, parts)
+
+    monkeypatch.setattr(pipeline.Writer, "send", counted)
     with pytest.raises(WriterFailed, match="no_such_table"):
         f.catch_up()
-    assert set(views.positions().values()) == {4 * BATCH}  # four whole batches, not the fifth
+    assert sends["n"] == 4 + PIPELINE_DEPTH  # the sixth was in flight behind the fifth ...
+    assert set(views.positions().values()) == {4 * BATCH}  # ... and refused with it
     assert indexes_built(views, f)  # dropped for the catch-up, built again when it failed
     monkeypatch.undo()
     assert f.catch_up() > 0  # remembered states were forgotten: the tables are the truth
