@@ -27,12 +27,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import uuid4
 
 from engine import commands as c
 from engine.clock import FakeClock
 from engine.deadlines import DueDeadline, PendingDeadlines, from_us, to_us
 from engine.events import CaseEvent, SlaBreached, SlaWarned
+from engine.numbering import new_case_id
 from engine.persistence import postgres_env, sqlite_env
 from engine.servers import PostgresServer
 from engine.service import CaseService
@@ -204,7 +204,7 @@ def file_due_cases(
     batch: list[object] = []
     for i in range(n):
         clock.set(T0 - timedelta(hours=12) + timedelta(seconds=i / rate))
-        case, _ = service.prepare_filing(cmd, uuid4(), clock.now(), "", 0)
+        case, _ = service.prepare_filing(cmd, new_case_id(clock.now()), clock.now(), "", 0)
         batch.append(case)  # the number index is not needed here (and numbers may collide)
         if len(batch) >= 1000 or i == n - 1:
             service.save(*batch)  # type: ignore[arg-type]

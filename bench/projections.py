@@ -17,7 +17,7 @@ memory and their stored events inserted through the recorder in batches of 5,000
 Full mode: 1,000,000 events over a county-year on SQLite and 200,000 on PostgreSQL;
 quick mode: 20,000.
 
-    python -m bench.projections [--quick] [--events N] [--sqlite | --postgres]
+    python -m bench.projections [--quick] [--events N] [--sqlite | --postgres] [--random-ids]
 
 `--postgres` runs only on a throwaway PostgreSQL (engine.servers), event store and
 views in one database; `--sqlite` only on SQLite files in a temporary folder.
@@ -36,7 +36,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from fastapi.testclient import TestClient
 
@@ -44,6 +44,7 @@ from api.app import create_app
 from engine.case import Case
 from engine.clock import FakeClock
 from engine.events import CaseEvent
+from engine.numbering import new_case_id
 from engine.persistence import postgres_env, sqlite_env
 from engine.servers import PostgresServer
 from engine.service import CaseService
@@ -77,17 +78,20 @@ def log(message: str) -> None:
 
 
 def build_case(
-    rng: random.Random, rules: RuleSet, units: dict[str, list[str]], start: float
-) -> list[CaseEvent]:
-    """One case's history as events (built through the aggregate, so it is legal)."""
+    rng: random.Random, rules: RuleSet, units: dict[str, list[str]], start: float,
+    random_ids: bool = False,
+) -> list[CaseEvent]:  # fmt: skip
+    """One case's history as events (built through the aggregate, so it is legal). Its id
+    is made as the engine makes it (time-ordered), or random as for idempotent filings."""
     at = T0 + timedelta(seconds=start)
+    case_id: UUID = uuid4() if random_ids else new_case_id(at)
     household = rng.choice(units["household"])
     village, township = household[:12], household[:9]
     category = rng.choice(sorted(rules.categories))
     urgency = rng.choices(list(Urgency), weights=[85, 12, 3])[0]
     text = rng.choice(TEXTS)
     case = Case.file(
-        case_id=uuid4(), at=at, number=f"B{int(start)}", household_unit=household, channel="visit",
+        case_id=case_id, at=at, number=f"B{int(start)}", household_unit=household, channel="visit",
         category=category, urgency=urgency, title=text[:8], description=text, location="",
         reporter=Reporter(), raised_at=at - timedelta(hours=rng.choice([0, 0, 0, 1, 30])),
         fingerprint="",
@@ -142,7 +146,9 @@ def build_case(
     return [e for e in case.collect_events() if isinstance(e, CaseEvent)]
 
 
-def generate(service: CaseService, rules: RuleSet, n_events: int, seed: int = 1) -> int:
+def generate(
+    service: CaseService, rules: RuleSet, n_events: int, seed: int = 1, random_ids: bool = False
+) -> int:
     rng = random.Random(seed)
     units: dict[str, list[str]] = {"household": [], "department": []}
     for u in rules.jurisdiction.units():
@@ -152,7 +158,7 @@ def generate(service: CaseService, rules: RuleSet, n_events: int, seed: int = 1)
     stored, written, started = [], 0, time.perf_counter()
     histories = []
     for i in range(cases):
-        histories.append(build_case(rng, rules, units, YEAR * i / cases))
+        histories.append(build_case(rng, rules, units, YEAR * i / cases, random_ids))
         if len(histories) >= 1000 or i == cases - 1:
             # the log is in recorded order, as a live system would write it
             events = sorted((e for h in histories for e in h), key=lambda e: e.timestamp)
@@ -283,21 +289,24 @@ def p99(values: list[float]) -> float:
 POSTGRES_EVENTS = 200_000  # the suite's PostgreSQL run (generating 10^6 there takes long)
 
 
-def main(quick: bool = False, events: int | None = None, postgres: bool | None = None) -> list[Row]:
+def main(
+    quick: bool = False, events: int | None = None, postgres: bool | None = None,
+    random_ids: bool = False,
+) -> list[Row]:  # fmt: skip
     """SQLite (`postgres=False`), PostgreSQL (`True`) or both (None: the suite's default,
     PostgreSQL on POSTGRES_EVENTS unless `events` is given)."""
     rows: list[Row] = []
     if postgres is not True:
-        rows += run(quick, events, None)
+        rows += run(quick, events, None, random_ids)
     if postgres is not False:
         with PostgresServer() as server:
             dsn = server.create_database("bench_projections")
             n = events or (None if quick or postgres else POSTGRES_EVENTS)
-            rows += run(quick, n, dsn)
+            rows += run(quick, n, dsn, random_ids)
     return rows
 
 
-def run(quick: bool, events: int | None, dsn: str | None) -> list[Row]:
+def run(quick: bool, events: int | None, dsn: str | None, random_ids: bool = False) -> list[Row]:
     n = events or (20_000 if quick else 1_000_000)
     rounds = 30 if quick else 100
     store = "postgres" if dsn else "sqlite"
@@ -311,7 +320,7 @@ def run(quick: bool, events: int | None, dsn: str | None) -> list[Row]:
         views = ViewStore(postgres_url=dsn) if dsn else ViewStore(sqlite_path=str(tmp / "views.db"))
         log(f"generating {n:,} events ({store}, {tmp})")
         started = time.perf_counter()
-        generate(service, rules, n)
+        generate(service, rules, n, random_ids=random_ids)
         log(f"generated in {time.perf_counter() - started:,.0f} s")
         head = service.recorder.max_notification_id() or 0
         log(f"reading and decoding {head:,} events")
@@ -389,6 +398,10 @@ if __name__ == "__main__":
     stores = parser.add_mutually_exclusive_group()
     stores.add_argument("--postgres", action="store_true", help="only on a throwaway PostgreSQL")
     stores.add_argument("--sqlite", action="store_true", help="only on SQLite")
+    parser.add_argument(
+        "--random-ids", action="store_true",
+        help="random case ids (as idempotent filings get) instead of the engine's time-ordered",
+    )  # fmt: skip
     args = parser.parse_args()
     store = True if args.postgres else False if args.sqlite else None
-    print_table(main(quick=args.quick, events=args.events, postgres=store))
+    print_table(main(args.quick, args.events, store, args.random_ids))

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import BaseAggregate, DomainEventProtocol, MutableOrImmutableAggregate
@@ -43,7 +43,13 @@ from engine.errors import (
 )
 from engine.events import CaseEvent
 from engine.group_commit import GroupCommit
-from engine.numbering import CaseNumber, case_number, normalise_number, number_index_id
+from engine.numbering import (
+    CaseNumber,
+    case_number,
+    new_case_id,
+    normalise_number,
+    number_index_id,
+)
 from engine.persistence import OrjsonTranscoder, PydanticMapper
 from engine.values import CloseReason, DeadlineKind, EscalationTrigger
 from routing_rules import (
@@ -169,7 +175,7 @@ class CaseService(Application[UUID]):
             if existing is not None:
                 return existing
         else:
-            case_id = uuid4()
+            case_id = new_case_id(now)
         case, index = self.prepare_filing(cmd, case_id, now, fingerprint)
         return self._filings.submit(
             _Filing(cmd, case_id, now, fingerprint, idempotency_key is not None, case, index)
