@@ -131,8 +131,7 @@ class Board(FoldModel[BoardState]):
         "DROP INDEX IF EXISTS {bd_current}_open",  # (status, valid_from): views before _alive
     )
 
-    def evolve(self, state: BoardState | None, rec: Rec) -> tuple[BoardState | None, list[Any]]:
-        return evolve(state, rec)
+    evolve = staticmethod(evolve)  # the pure fold itself: one call per event, not two
 
     def load_states(self, cur: ViewCursor, keys: Sequence[str]) -> dict[str, BoardState]:
         rows = load_rows(cur, self.t("bd_current"), BOARD_NAMES, keys)

@@ -144,8 +144,27 @@ ROW_STEPS: dict[str, Callable[[list[Any], dict[str, Any], float], None]] = {
 }  # any other case event only moves updated_at
 
 
+MADE = "\x00row"  # in an event's fields: (row before, row after) as evolve_row made it
+
+
 def evolve_row(s: CaseRow | None, rec: Rec) -> CaseRow | None:
-    """The pure fold of one case's row."""
+    """The pure fold of one case's row.
+
+    The case list and the board both fold every event into the same row, one after the
+    other over a batch. The first leaves its result in the event's fields (under a key no
+    stored field has), and the second takes it when its row before is the very same
+    object, which it is whenever both folded the case from the same start (a birth in
+    the catch-up, or states remembered together): each row is made once, not twice."""
+    d = rec.d
+    made = d.get(MADE)
+    if made is not None and made[0] is s:
+        return made[1]  # type: ignore[no-any-return]
+    new = _evolve_row(s, rec)
+    d[MADE] = (s, new)
+    return new
+
+
+def _evolve_row(s: CaseRow | None, rec: Rec) -> CaseRow | None:
     t = rec.t
     if rec.type == "PetitionFiled":
         d = rec.d

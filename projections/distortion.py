@@ -113,8 +113,7 @@ class Distortion(FactModel[Retelling]):
             data = [*list(data.values())[:6], legacy_fact(data["rating"])]
         return tuple(data)
 
-    def evolve(self, state: Retelling | None, rec: Rec) -> tuple[Retelling | None, list[Any]]:
-        return evolve(state, rec)
+    evolve = staticmethod(evolve)  # the pure fold itself: one call per event, not two
 
     def write(self, cur: ViewCursor, effects: list[Any]) -> None:
         super().write(cur, effects)

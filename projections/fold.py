@@ -237,27 +237,23 @@ class FoldModel(Generic[S]):
         if not batch:
             return {}
         known = cache if cache is not None else {}
-        births, seen, need = self.births, set(), []
-        for rec in batch:  # cases first seen at their birth have no state to load
-            if rec.key not in seen:
-                seen.add(rec.key)
-                if rec.type not in births and rec.key not in known:
-                    need.append(rec.key)
-        loaded = self.load_states(reader or cur, sorted(need)) if need else {}
+        births, need = self.births, []
+        # each case's state before the batch: remembered, loaded, or None at its birth
         states: dict[str, S | None] = {}
-        effects: list[Any] = []
-        evolve = self.evolve
         for rec in batch:
             key = rec.key
-            if key in states:
-                state = states[key]
-            elif key in known:
-                state = known[key]
-            else:
-                state = loaded.get(key)
-            states[key], emitted = evolve(state, rec)
+            if key not in states:
+                state = states[key] = known.get(key)  # (a remembered state is never None)
+                if state is None and rec.type not in births:
+                    need.append(key)
+        if need:
+            states.update(self.load_states(reader or cur, sorted(need)))
+        effects: list[Any] = []
+        evolve, extend = self.evolve, effects.extend
+        for rec in batch:
+            states[rec.key], emitted = evolve(states[rec.key], rec)
             if emitted:
-                effects.extend(emitted)
+                extend(emitted)
         written = {k: s for k, s in states.items() if s is not None}
         self.save_states(cur, written)
         self.write(cur, effects)
@@ -265,7 +261,8 @@ class FoldModel(Generic[S]):
 
     # -- to implement ---------------------------------------------------------------------
 
-    def evolve(self, state: S | None, rec: Rec) -> tuple[S | None, list[Any]]:
+    def evolve(self, state: S | None, rec: Rec, /) -> tuple[S | None, list[Any]]:
+        """The pure fold (a subclass may bind its module's function: `staticmethod(f)`)."""
         raise NotImplementedError
 
     def load_states(self, cur: ViewCursor, keys: Sequence[str]) -> dict[str, S]:

@@ -150,8 +150,7 @@ class Indicators(FactModel[CaseFacts]):
         facts = tuple(legacy_fact(f) for f in resolution)
         return (category, urgency, unit, level, facts, legacy_fact(rating))
 
-    def evolve(self, state: CaseFacts | None, rec: Rec) -> tuple[CaseFacts | None, list[Any]]:
-        return evolve(state, rec)
+    evolve = staticmethod(evolve)  # the pure fold itself: one call per event, not two
 
     def query(
         self,

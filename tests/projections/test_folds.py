@@ -21,7 +21,7 @@ from engine.events import CaseEvent, CaseReopened, CaseResumed, CaseSuspended, P
 from engine.persistence import sqlite_env
 from engine.service import CaseService
 from engine.viewstore import ViewStore
-from projections.case_list import OPEN, light_of
+from projections.case_list import OPEN, CaseRow, _evolve_row, evolve_row, light_of
 from projections.fold import Decoder, Rec, record_of
 from projections.measures import RELATIVE_ERROR, Agg, Filters
 from projections.registry import MODELS, Projections
@@ -276,6 +276,36 @@ def test_stored_events_decode_to_the_records_of_the_domain_events(seed: int) -> 
             assert rec.key == str(event.originator_id) and rec.type == type(event).__name__
             seen.add(rec.type)
     assert {"PetitionFiled", "CaseRouted"} <= seen and len(seen) >= 4
+
+
+@FOLD_SETTINGS
+@given(seed=st.integers(0, 10_000))
+def test_a_row_made_once_for_the_case_list_and_the_board_is_the_row_each_would_make(
+    seed: int,
+) -> None:
+    """evolve_row reuses the row the other model made from the very same row object, and
+    only then: from an equal but distinct row it makes its own."""
+    with world(seed, cases=6, steps=60) as (service, _, _, _):
+        decode = Decoder(service.mapper)
+        stored = service.recorder.select_notifications(start=1, limit=10_000)
+        recs = [r for n in stored if (r := decode(n.topic, n.originator_id, n.state))]
+        plain: dict[str, CaseRow | None] = {}
+        shared: dict[str, CaseRow | None] = {}
+        apart: dict[str, CaseRow | None] = {}
+        reused = 0
+        for rec in recs:
+            k = rec.key
+            plain[k] = _evolve_row(plain.get(k), rec)  # no memo at all
+            first = evolve_row(shared.get(k), rec)  # the case list ...
+            second = evolve_row(shared.get(k), rec)  # ... then the board, from the same row
+            assert second is first and first == plain[k]
+            reused += rec.type != "PetitionFiled"
+            shared[k] = first
+            before = apart.get(k)
+            own = evolve_row(None if before is None else CaseRow(*before), rec)
+            assert own == plain[k] and (before is None or own is not first)
+            apart[k] = own
+        assert reused > 10
 
 
 def test_records_carry_the_events_times_and_enum_values() -> None:
