@@ -336,12 +336,18 @@ def run(quick: bool, events: int | None, dsn: str | None, random_ids: bool = Fal
             serial = catch_up_rate(service, serial_views, head, pipeline=False)
             serial_views.close()
             log(f"catch-up in one process {serial:,.0f} events/s (ratio {serial / raw:.3f})")
+        # raw again, after the catch-ups: a busy spell of the machine during the first
+        # reading would flatter every ratio; the faster of the two is the baseline
+        again = raw_rate(service, head)
+        log(f"raw read+decode again {again:,.0f} events/s (before: {raw:,.0f})")
+        raw = max(raw, again)
         ratio = fold / raw
         rows.append({
             "measurement": f"catch-up rate, all 5 read models, {head:,} events (as `lianhu "
                            "projections rebuild` runs it)",
             "store": store, "value": round(fold), "unit": "events/s",
-            "baseline": "raw read + decode of the same events, same store, same run",
+            "baseline": "raw read + decode of the same events, same store, same run (the "
+                        "faster of a reading before and one after the catch-ups)",
             "baseline_value": round(raw), "ratio": round(ratio, 3), "target": "ratio >= 0.5",
             "verdict": "pass" if ratio >= 0.5 else "FAIL",
         })  # fmt: skip
