@@ -215,6 +215,14 @@ class FoldModel(Generic[S]):
             if found:
                 cur.execute(f"DROP INDEX IF EXISTS {found.group(1)}")
 
+    def analyze(self, cur: ViewCursor) -> None:
+        """Refresh the planner's statistics of the tables (PostgreSQL; after a bulk fill, so
+        the first queries are planned on the rows there are, not on empty tables; SQLite
+        plans these queries well without statistics)."""
+        if cur.dialect == "postgres":
+            for table in self.tables:
+                cur.execute(f"ANALYZE {self.t(table)}")
+
     def drop(self, cur: ViewCursor) -> None:
         for table in self.tables:
             cur.execute(f"DROP TABLE IF EXISTS {self.t(table)}")

@@ -262,6 +262,7 @@ class Fanout:
                 with self.views.transaction() as cur:
                     for model in fresh:
                         model.create_indexes(cur)
+                        model.analyze(cur)
         return total
 
     def _pipelined(self, head: int, progress: Progress | None) -> int:
