@@ -228,9 +228,12 @@ class Fanout:
             for key in list(itertools.islice(cache, excess)):
                 del cache[key]
 
-    def catch_up(self, progress: Progress | None = None) -> int:
+    def catch_up(
+        self, progress: Progress | None = None, stop: threading.Event | None = None
+    ) -> int:
         """Process batches until every model is at the head of the log (as it was when
-        called); returns the log positions advanced.
+        called), or until `stop` is set (checked between batches); returns the log
+        positions advanced.
 
         Far behind (more than `pipeline_from` events) and with `pipeline`, the view
         writes go to a second process while this one folds the next batch
@@ -249,8 +252,10 @@ class Fanout:
                     model.drop_indexes(cur)
         try:
             if self.pipeline and behind > max(2 * self.batch_size, self.pipeline_from):
-                total += self._pipelined(head, progress)
+                total += self._pipelined(head, progress, stop)
             while min(self.positions().values()) < head:
+                if stop is not None and stop.is_set():
+                    break
                 advanced = self.step()
                 if not advanced:
                     break
@@ -265,7 +270,9 @@ class Fanout:
                         model.analyze(cur)
         return total
 
-    def _pipelined(self, head: int, progress: Progress | None) -> int:
+    def _pipelined(
+        self, head: int, progress: Progress | None, stop: threading.Event | None = None
+    ) -> int:
         """Catch up to `head` with the writes in a writer process (projections.pipeline),
         up to PIPELINE_DEPTH batches in flight. Returns the log positions advanced; after
         a conflict with another follower it returns early and the caller goes on batch by
@@ -294,6 +301,8 @@ class Fanout:
             # every remembered state (folds make no reference cycles)
             with no_cyclic_gc():
                 while (start := min(positions.values())) < head:
+                    if stop is not None and stop.is_set():
+                        break  # the batches in flight still commit
                     folded_batch = self._fold_recorded(start, positions)
                     if folded_batch is None:
                         break
@@ -360,14 +369,24 @@ def run_live(
 ) -> None:
     """Keep every read model live until `stop` is set (a worker of `lianhu serve`).
 
-    `batch_size` only caps a batch: live, a batch is what arrived since the last one; after
-    downtime, larger batches catch up faster (fewer commits, states written once per batch)."""
+    `batch_size` only caps a batch: live, a batch is what arrived since the last one.
+    More than PIPELINE_FROM events behind (after downtime, or with new views), it first
+    catches up in batches of CATCH_UP_BATCH with the view writer process, heeding `stop`
+    between batches."""
     fanout: Fanout | None = None
     while not stop.is_set():
         try:
             models = projections.current()
             if fanout is None or [m.name for m in fanout.models] != [m.name for m in models]:
                 fanout = Fanout(recorder, mapper, projections.views, models, batch_size=batch_size)
+                behind = fanout.head() - min(fanout.positions().values(), default=0)
+                if behind > PIPELINE_FROM:  # after downtime, or new views: catch up first
+                    log.info("projections are %d events behind; catching up", behind)
+                    Fanout(
+                        recorder, mapper, projections.views, models,
+                        batch_size=CATCH_UP_BATCH, pipeline=True,
+                    ).catch_up(stop=stop)  # fmt: skip
+                    continue
             advanced = fanout.step()
         except Exception:  # a view must survive a store hiccup and try again
             log.exception("projections failed a batch; retrying")

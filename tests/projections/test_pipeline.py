@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,9 @@ from engine.persistence import postgres_env, sqlite_env
 from engine.servers import PostgresServer
 from engine.service import CaseService
 from engine.viewstore import ViewStore, set_position
-from projections import pipeline
+from projections import pipeline, registry
 from projections.pipeline import Conflict, Recording, WriterFailed, apply_parts
-from projections.registry import MODELS, PIPELINE_DEPTH, Fanout, Projections
+from projections.registry import MODELS, PIPELINE_DEPTH, Fanout, Projections, run_live
 from tests.projections.histories import drive
 from tests.projections.test_catch_up import index_names
 from tests.projections.test_folds import RULES
@@ -220,3 +222,53 @@ def test_a_position_moved_by_another_follower_refuses_the_whole_batch(tmp_path: 
             ops.fetchone()
     finally:
         views.close()
+
+
+def test_a_live_follower_far_behind_catches_up_through_the_writer_and_heeds_stop(
+    logged: tuple[CaseService, Where], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lianhu serve` after downtime: the live follower catches up with the writer process,
+    stops between batches when asked (every batch whole), and the next start finishes."""
+    service, where = logged
+    views = where("live")
+    head = service.recorder.max_notification_id() or 0
+    monkeypatch.setattr(registry, "CATCH_UP_BATCH", BATCH)
+    monkeypatch.setattr(registry, "PIPELINE_FROM", 3 * BATCH)
+    sends = {"n": 0}
+    send = pipeline.Writer.send
+    stop = threading.Event()
+
+    def counted(self: pipeline.Writer, parts: list[pipeline.Part]) -> None:
+        sends["n"] += 1
+        send(self, parts)
+        if sends["n"] == 3:
+            stop.set()  # as if the server were shutting down
+
+    monkeypatch.setattr(pipeline.Writer, "send", counted)
+    follower = threading.Thread(
+        target=run_live, args=(Projections(views), service.recorder, service.mapper, stop)
+    )
+    follower.start()
+    follower.join(timeout=60)
+    if follower.is_alive():  # (never leave it running past the test)
+        stop.set()
+        follower.join(timeout=60)
+        pytest.fail("the live follower did not stop when asked")
+    stopped_at = set(views.positions().values())
+    assert stopped_at == {3 * BATCH}  # the three batches sent, whole; nothing after the stop
+
+    stop = threading.Event()
+    follower = threading.Thread(
+        target=run_live, args=(Projections(views), service.recorder, service.mapper, stop)
+    )
+    follower.start()
+    deadline = time.monotonic() + 60
+    try:
+        while set(views.positions().values()) != {head} and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        follower.join(timeout=60)
+    assert sends["n"] > 3  # the second start caught up through the writer too
+    assert set(views.positions().values()) == {head}
+    assert dump(views) == reference(service, where)
