@@ -105,17 +105,30 @@ class Decoder:
             )
         return self._topics[topic]
 
+    def many(
+        self, rows: Iterable[tuple[int, Any, str, bytes]], key: Callable[[Any], str] = case_key
+    ) -> list[tuple[int, Rec]]:
+        """(position, originator id, topic, stored state) rows to (position, Rec), skipping
+        events that are not case events; `key` makes the case key of an originator id.
+        One loop over the batch with everything bound locally: a catch-up's hottest code."""
+        out: list[tuple[int, Rec]] = []
+        append, loads, topics, kind_of = out.append, self._decode, self._topics, self._kind
+        for position, originator_id, topic, state in rows:
+            kind = topics[topic] if topic in topics else kind_of(topic)
+            if kind is None:
+                continue
+            name, cls, target = kind
+            d: dict[str, Any] = loads(state)
+            version = d.pop("class_version", 1)
+            while version < target:
+                getattr(cls, f"upcast_v{version}_v{version + 1}")(d)
+                version += 1
+            append((position, Rec(name, key(originator_id), ts(d["timestamp"]), d)))
+        return out
+
     def __call__(self, topic: str, originator_id: UUID | str, state: bytes) -> Rec | None:
-        kind = self._kind(topic)
-        if kind is None:
-            return None
-        name, cls, target = kind
-        d: dict[str, Any] = self._decode(state)
-        version = d.pop("class_version", 1)
-        while version < target:
-            getattr(cls, f"upcast_v{version}_v{version + 1}")(d)
-            version += 1
-        return Rec(name, case_key(originator_id), ts(d["timestamp"]), d)
+        found = self.many([(0, originator_id, topic, state)])
+        return found[0][1] if found else None
 
 
 def week_of(t: float) -> int:

@@ -162,7 +162,7 @@ class Fanout:
         On SQLite the rows are read straight from the recorder's table (the columns its
         `select_notifications` reads): building a `Notification` and a UUID per event
         cost a tenth of a catch-up; a case's key is made once per case, not per event."""
-        decode, batch = self._decode, []
+        decode = self._decode
         if isinstance(self.recorder, SQLiteApplicationRecorder):
             table = self.recorder.events_table_name
             with self.recorder.datastore.transaction(commit=False) as c:
@@ -175,22 +175,14 @@ class Fanout:
             if not rows:
                 return None
             stored_as_uuid = self.recorder.datastore.originator_id_type == "uuid"
-            key = case_key_of_hex if stored_as_uuid else str
-            for position, originator_id, topic, state in rows:
-                rec = decode(topic, key(originator_id), state)
-                if rec is not None:
-                    batch.append((position, rec))
-            return int(rows[-1][0]), batch
+            return int(rows[-1][0]), decode.many(rows, case_key_of_hex if stored_as_uuid else str)
         notifications = self.recorder.select_notifications(
             start=start, limit=self.batch_size, inclusive_of_start=False
         )
         if not notifications:
             return None
-        for n in notifications:
-            rec = decode(n.topic, n.originator_id, n.state)
-            if rec is not None:
-                batch.append((n.id, rec))
-        return notifications[-1].id, batch
+        rows = [(n.id, n.originator_id, n.topic, n.state) for n in notifications]
+        return notifications[-1].id, decode.many(rows)
 
     def _step(self) -> int:
         positions = self.positions()
