@@ -139,6 +139,7 @@ def week_start(week: int) -> float:
     return float(WEEK_ORIGIN + week * WEEK)
 
 
+@functools.lru_cache(maxsize=4096)
 def week_label(week: int) -> str:
     """The Monday (Beijing date) a week index starts on, e.g. 2026-03-02."""
     return datetime.fromtimestamp(week_start(week) + 8 * 3600, tz=UTC).date().isoformat()

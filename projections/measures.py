@@ -467,7 +467,9 @@ def aggregate(
         for row in cur.execute(sql, args).fetchall():
             group = tuple(row[:width]) if isinstance(group_by, tuple) else row[0]
             bucket, n, value, flag, hist = row[width:]
-            agg = out.setdefault(group, Agg())
+            agg = out.get(group)
+            if agg is None:
+                agg = out[group] = Agg()
             agg.add(int(bucket), int(n), int(value), int(flag), hist)
     return {g: a for g, a in out.items() if a.n != 0 or a.flag != 0}
 
