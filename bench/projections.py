@@ -57,7 +57,7 @@ from engine.values import (
     ReturnReason,
 )
 from engine.viewstore import ViewStore
-from projections.fold import Decoder
+from projections.fold import Decoder, no_cyclic_gc
 from projections.registry import Fanout, Projections
 from routing_rules import Level, RuleSet, Urgency, default_rule_set_path, load_rule_set
 
@@ -196,7 +196,14 @@ def raw_rate(service: CaseService, head: int) -> float:
 
 
 def json_rate(service: CaseService, head: int) -> float:
-    """Read every event and decode only its JSON (no pydantic model), as the folds do."""
+    """Read every event and decode only its JSON (no pydantic model), as the folds do: a
+    batch at a time, with the cyclic garbage collector paused (it would rescan the batch's
+    records some fifteen times per batch: half the rate)."""
+    with no_cyclic_gc():
+        return _json_rate(service, head)
+
+
+def _json_rate(service: CaseService, head: int) -> float:
     started, position, n = time.perf_counter(), 0, 0
     decode = Decoder(service.mapper)
     while position < head:
