@@ -10,27 +10,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
 
-import orjson
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 
 from api import problems
 from api.metrics import Metrics
 from api.middleware import RequestGuard, RequestMetrics
+from api.responses import OrjsonResponse
 from api.routes import cases, metrics, ops
 from api.wiring import build_service, build_workers
 from api.workers import Worker, Workers
 from engine.service import CaseService
 from engine.settings import Settings
-
-
-class OrjsonResponse(JSONResponse):
-    """JSON bodies through orjson (FastAPI deprecates its own ORJSONResponse)."""
-
-    def render(self, content: Any) -> bytes:
-        return orjson.dumps(content)
 
 
 def create_app(

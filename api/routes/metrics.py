@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from api.auth import Principal, current_principal
 from api.deps import ServiceDep
 from api.problems import ApiProblem, documented
+from api.responses import OrjsonResponse, report
 from api.routes import V1
 from engine.settings import Settings
 from engine.viewstore import ViewStore
@@ -101,7 +102,9 @@ def _filters(
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-@router.get("/response-times", summary="Response and resolution times")
+@router.get(
+    "/response-times", summary="Response and resolution times", response_model=dict[str, Any]
+)
 def response_times(
     projections: ProjectionsDep,
     principal: PrincipalDep,
@@ -114,16 +117,20 @@ def response_times(
     since: Since = None,
     until: Until = None,
     as_of: AsOf = None,
-) -> dict[str, Any]:
+) -> OrjsonResponse:
     """Counts, exact means and p50/p90/p99 (±2.5 %) in seconds; `on_time_share` for
     resolutions."""
     f = _filters(
         principal, unit, since, until, as_of, level=level, category=category, urgency=urgency
     )
-    return {**reports.response_times(projections, kind, f, group_by), "as_of": as_of}
+    return report({**reports.response_times(projections, kind, f, group_by), "as_of": as_of})
 
 
-@router.get("/distortion", summary="Distortion per hop depth, reporting accuracy")
+@router.get(
+    "/distortion",
+    summary="Distortion per hop depth, reporting accuracy",
+    response_model=dict[str, Any],
+)
 def distortion(
     projections: ProjectionsDep,
     principal: PrincipalDep,
@@ -133,36 +140,42 @@ def distortion(
     since: Since = None,
     until: Until = None,
     as_of: AsOf = None,
-) -> dict[str, Any]:
+) -> OrjsonResponse:
     """Distortion rate and mean similarity per depth, drift, downgrades, request match."""
     f = _filters(principal, unit, since, until, as_of, category=category)
-    return {**reports.distortion(projections, f, group_by), "as_of": as_of}
+    return report({**reports.distortion(projections, f, group_by), "as_of": as_of})
 
 
-@router.get("/distortion/cases/{case_id}", summary="A case's chain of retellings")
+@router.get(
+    "/distortion/cases/{case_id}",
+    summary="A case's chain of retellings",
+    response_model=dict[str, Any],
+)
 def distortion_chain(
     projections: ProjectionsDep,
     case_id: Annotated[str, Path(max_length=64)],
     as_of: AsOf = None,
-) -> dict[str, Any]:
+) -> OrjsonResponse:
     """The resident's words (hop 0), then each summary as passed on, with its similarity."""
-    return {"case_id": case_id, "chain": reports.chain(projections, case_id, _t(as_of))}
+    return report({"case_id": case_id, "chain": reports.chain(projections, case_id, _t(as_of))})
 
 
-@router.get("/board", summary="Open cases per unit by light (红黄绿灯)")
+@router.get(
+    "/board", summary="Open cases per unit by light (红黄绿灯)", response_model=dict[str, Any]
+)
 def board(
     projections: ProjectionsDep,
     service: ServiceDep,
     principal: PrincipalDep,
     unit: Unit = None,
     as_of: AsOf = None,
-) -> dict[str, Any]:
+) -> OrjsonResponse:
     """Green / yellow / red, overdue, supervised and returned open cases per unit at `as_of`."""
     at = _t(as_of) or service.clock.now().timestamp()
-    return reports.board(projections, at, service.rules.warn_share, _scope(unit, principal))
+    return report(reports.board(projections, at, service.rules.warn_share, _scope(unit, principal)))
 
 
-@router.get("/indicators", summary="The plan's indicators")
+@router.get("/indicators", summary="The plan's indicators", response_model=dict[str, Any])
 def indicators(
     projections: ProjectionsDep,
     service: ServiceDep,
@@ -171,17 +184,20 @@ def indicators(
     since: Since = None,
     until: Until = None,
     as_of: AsOf = None,
-) -> dict[str, Any]:
+) -> OrjsonResponse:
     """Collection timeliness, mediation success, satisfaction, local resolution, returns."""
     f = _filters(principal, unit, since, until, as_of)
     at = _t(as_of) or service.clock.now().timestamp()
-    return {
-        **reports.indicators(projections, f, at, service.rules.warn_share),
-        "as_of": as_of,
-    }
+    return report(
+        {**reports.indicators(projections, f, at, service.rules.warn_share), "as_of": as_of}
+    )
 
 
-@router.get("/heatmap", summary="Demand per village × category × week (需求热力图)")
+@router.get(
+    "/heatmap",
+    summary="Demand per village × category × week (需求热力图)",
+    response_model=dict[str, Any],
+)
 def heatmap(
     projections: ProjectionsDep,
     principal: PrincipalDep,
@@ -190,13 +206,13 @@ def heatmap(
     since: Since = None,
     until: Until = None,
     as_of: AsOf = None,
-) -> dict[str, Any]:
+) -> OrjsonResponse:
     """Petitions filed, per village, category and week (weeks start Monday, Beijing time)."""
     f = _filters(principal, unit, since, until, as_of, category=category)
-    return {**reports.heatmap(projections, f), "as_of": as_of}
+    return report({**reports.heatmap(projections, f), "as_of": as_of})
 
 
-@cases_router.get("", summary="List cases")
+@cases_router.get("", summary="List cases", response_model=dict[str, Any])
 def list_cases(
     projections: ProjectionsDep,
     service: ServiceDep,
@@ -212,20 +228,22 @@ def list_cases(
     until: Annotated[datetime | None, Query(description="filed before")] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> dict[str, Any]:
+) -> OrjsonResponse:
     """Cases newest first; pass `next_cursor` back as `cursor` for the next page."""
     if cursor is not None:
         check_cursor(cursor)
-    return reports.cases(
-        projections,
-        service.clock.now().timestamp(),
-        service.rules.warn_share,
-        scope=_scope(unit, principal),
-        status=status,
-        category=category,
-        light=light,
-        since=_t(since),
-        until=_t(until),
-        cursor=cursor,
-        limit=limit,
+    return report(
+        reports.cases(
+            projections,
+            service.clock.now().timestamp(),
+            service.rules.warn_share,
+            scope=_scope(unit, principal),
+            status=status,
+            category=category,
+            light=light,
+            since=_t(since),
+            until=_t(until),
+            cursor=cursor,
+            limit=limit,
+        )
     )

@@ -154,3 +154,14 @@ def test_the_case_list_filters_and_pages_by_cursor(
     assert all(row["light"] == "red" for row in red["cases"])
     assert client.get("/v1/cases", params={"cursor": "nonsense"}).status_code == 400
     assert client.get("/v1/cases", params={"light": "blue"}).status_code == 422
+
+
+def test_reports_write_times_as_the_rest_of_the_api_does() -> None:
+    """Reports go to JSON straight through orjson (api.responses.report): a UTC `as_of`
+    is written with Z, as pydantic writes the other routes' times."""
+    from datetime import UTC, datetime
+
+    from api.responses import report
+
+    body = report({"as_of": datetime(2026, 3, 1, tzinfo=UTC), "n": {1: 2}}).body
+    assert body == b'{"as_of":"2026-03-01T00:00:00Z","n":{"1":2}}'
