@@ -336,24 +336,25 @@ def run(quick: bool, events: int | None, dsn: str | None, random_ids: bool = Fal
         log(f"read+JSON decode {json_only:,.0f} events/s; catching up all read models")
         fold = catch_up_rate(service, views, head)
         log(f"catch-up {fold:,.0f} events/s (ratio {fold / raw:.3f})")
+        readings = [raw, raw_rate(service, head)]  # raw again, right after the catch-up
         serial = 0.0
         if not dsn:  # (on PostgreSQL the views share the one database)
             serial_views = ViewStore(sqlite_path=str(tmp / "views-one-process.db"))
             serial = catch_up_rate(service, serial_views, head, pipeline=False)
             serial_views.close()
             log(f"catch-up in one process {serial:,.0f} events/s (ratio {serial / raw:.3f})")
-        # raw again, after the catch-ups: a busy spell of the machine during the first
-        # reading would flatter every ratio; the faster of the two is the baseline
-        again = raw_rate(service, head)
-        log(f"raw read+decode again {again:,.0f} events/s (before: {raw:,.0f})")
-        raw = max(raw, again)
+        # raw three times, around the catch-ups: a busy spell of the machine during one
+        # reading would flatter every ratio; the fastest reading is the baseline
+        readings.append(raw_rate(service, head))
+        log("raw read+decode " + " / ".join(f"{r:,.0f}" for r in readings) + " events/s")
+        raw = max(readings)
         ratio = fold / raw
         rows.append({
             "measurement": f"catch-up rate, all 5 read models, {head:,} events (as `lianhu "
                            "projections rebuild` runs it)",
             "store": store, "value": round(fold), "unit": "events/s",
             "baseline": "raw read + decode of the same events, same store, same run (the "
-                        "faster of a reading before and one after the catch-ups)",
+                        "fastest of three readings around the catch-ups)",
             "baseline_value": round(raw), "ratio": round(ratio, 3), "target": "ratio >= 0.5",
             "verdict": "pass" if ratio >= 0.5 else "FAIL",
         })  # fmt: skip
