@@ -89,6 +89,28 @@ def indexes_built(views: ViewStore, f: Fanout) -> bool:
     return index_names(f.models) <= found
 
 
+def counted_sends(
+    monkeypatch: pytest.MonkeyPatch,
+    before: Callable[[pipeline.Writer, int], None] | None = None,
+    after: Callable[[pipeline.Writer, int], None] | None = None,
+) -> dict[str, int]:
+    """Count the batches sent to the writer ({"n": ...}); `before` / `after` run around
+    the n-th send with the writer and n."""
+    sends = {"n": 0}
+    send = pipeline.Writer.send
+
+    def counted(self: pipeline.Writer, parts: list[pipeline.Part]) -> None:
+        sends["n"] += 1
+        if before is not None:
+            before(self, sends["n"])
+        send(self, parts)
+        if after is not None:
+            after(self, sends["n"])
+
+    monkeypatch.setattr(pipeline.Writer, "send", counted)
+    return sends
+
+
 def reference(service: CaseService, where: Where) -> dict[str, Any]:
     """The tables an in-process catch-up writes."""
     views = where("reference")
@@ -138,14 +160,7 @@ def test_a_writer_that_fails_loses_no_batch_and_the_next_catch_up_finishes(
             cur.execute("INSERT INTO no_such_table VALUES (1)")
 
     monkeypatch.setattr(board, "write", broken)
-    sends = {"n": 0}
-    send = pipeline.Writer.send
-
-    def counted(self: pipeline.Writer, parts: list[pipeline.Part]) -> None:
-        sends["n"] += 1
-        send(self, parts)
-
-    monkeypatch.setattr(pipeline.Writer, "send", counted)
+    sends = counted_sends(monkeypatch)
     with pytest.raises(WriterFailed, match="no_such_table"):
         f.catch_up()
     assert sends["n"] == 4 + PIPELINE_DEPTH  # the sixth was in flight behind the fifth ...
@@ -162,17 +177,13 @@ def test_a_writer_killed_mid_way_is_reported_and_the_next_catch_up_finishes(
     service, where = logged
     views = where("killed")
     f = fanout(service, views, pipeline=True)
-    sends = {"n": 0}
-    send = pipeline.Writer.send
 
-    def send_then_kill(self: pipeline.Writer, parts: list[pipeline.Part]) -> None:
-        sends["n"] += 1
-        if sends["n"] == 4:
-            os.kill(self.process.pid or 0, signal.SIGKILL)
-            self.process.join(timeout=10)
-        send(self, parts)
+    def kill_before_the_fourth(writer: pipeline.Writer, n: int) -> None:
+        if n == 4:
+            os.kill(writer.process.pid or 0, signal.SIGKILL)
+            writer.process.join(timeout=10)
 
-    monkeypatch.setattr(pipeline.Writer, "send", send_then_kill)
+    counted_sends(monkeypatch, before=kill_before_the_fourth)
     with pytest.raises(WriterFailed, match="died"):
         f.catch_up()
     assert max(views.positions().values()) <= 3 * BATCH
@@ -234,17 +245,13 @@ def test_a_live_follower_far_behind_catches_up_through_the_writer_and_heeds_stop
     head = service.recorder.max_notification_id() or 0
     monkeypatch.setattr(registry, "CATCH_UP_BATCH", BATCH)
     monkeypatch.setattr(registry, "PIPELINE_FROM", 3 * BATCH)
-    sends = {"n": 0}
-    send = pipeline.Writer.send
     stop = threading.Event()
 
-    def counted(self: pipeline.Writer, parts: list[pipeline.Part]) -> None:
-        sends["n"] += 1
-        send(self, parts)
-        if sends["n"] == 3:
+    def stop_after_the_third(writer: pipeline.Writer, n: int) -> None:
+        if n == 3:
             stop.set()  # as if the server were shutting down
 
-    monkeypatch.setattr(pipeline.Writer, "send", counted)
+    sends = counted_sends(monkeypatch, after=stop_after_the_third)
     follower = threading.Thread(
         target=run_live, args=(Projections(views), service.recorder, service.mapper, stop)
     )
