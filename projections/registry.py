@@ -73,6 +73,7 @@ PIPELINE_FROM = 50_000
 # batches sent to the writer process and not yet committed, at most: with two, a batch
 # that takes the writer longer than usual does not stop the follower folding
 PIPELINE_DEPTH = 2
+RETRY_MAX = 30.0  # seconds between a live follower's retries, at most, while the store fails
 
 GENERATIONS_DDL = (
     "CREATE TABLE IF NOT EXISTS lianhu_generations (name TEXT PRIMARY KEY, generation BIGINT "
@@ -358,14 +359,22 @@ def run_live(
     *,
     interval: float = 0.2,
     batch_size: int = LIVE_BATCH,
+    retry_max: float = RETRY_MAX,
 ) -> None:
     """Keep every read model live until `stop` is set (a worker of `lianhu serve`).
 
     `batch_size` only caps a batch: live, a batch is what arrived since the last one.
     More than PIPELINE_FROM events behind (after downtime, or with new views), it first
     catches up in batches of CATCH_UP_BATCH with the view writer process, heeding `stop`
-    between batches."""
+    between batches.
+
+    A failed batch (the store unreachable, the disk full) is retried after `interval`,
+    then after twice as long each time it fails again, up to `retry_max` seconds, and at
+    `interval` again once a batch succeeds: a store that stays down is not hammered (a
+    catch-up would start a writer process each time), nor the log filled with its
+    tracebacks (the first of a run of failures is logged in full, the others in a line)."""
     fanout: Fanout | None = None
+    failures = 0
     while not stop.is_set():
         try:
             models = projections.current()
@@ -378,13 +387,33 @@ def run_live(
                         recorder, mapper, projections.views, models,
                         batch_size=CATCH_UP_BATCH, pipeline=True,
                     ).catch_up(stop=stop)  # fmt: skip
+                    failures = 0
                     continue
             advanced = fanout.step()
-        except Exception:  # a view must survive a store hiccup and try again
-            log.exception("projections failed a batch; retrying")
+        except Exception as e:  # a view must survive a store hiccup and try again
             fanout, advanced = None, 0
+            failures += 1
+            delay = retry_delay(failures, interval, retry_max)
+            if failures == 1:
+                log.exception("projections failed a batch; retrying in %.3g s", delay)
+            else:
+                log.warning(
+                    "projections failed %d times in a row (%s: %s); retrying in %.3g s",
+                    failures, type(e).__name__, e, delay,
+                )  # fmt: skip
+            stop.wait(delay)
+            continue
+        if failures:
+            log.info("projections are following the log again after %d failures", failures)
+            failures = 0
         if not advanced:
             stop.wait(interval)
+
+
+def retry_delay(failures: int, interval: float, cap: float) -> float:
+    """Seconds to wait after the `failures`-th failure in a row: `interval`, doubling, at
+    most `cap`."""
+    return float(min(cap, interval * 2 ** min(failures - 1, 30)))
 
 
 def catch_up_all(

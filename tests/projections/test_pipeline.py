@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine.clock import FakeClock
 from engine.persistence import postgres_env, sqlite_env
@@ -21,7 +23,14 @@ from engine.service import CaseService
 from engine.viewstore import ViewStore, set_position
 from projections import pipeline, registry
 from projections.pipeline import Conflict, Recording, WriterFailed, apply_parts
-from projections.registry import MODELS, PIPELINE_DEPTH, Fanout, Projections, run_live
+from projections.registry import (
+    MODELS,
+    PIPELINE_DEPTH,
+    Fanout,
+    Projections,
+    retry_delay,
+    run_live,
+)
 from tests.projections.histories import drive
 from tests.projections.test_catch_up import index_names
 from tests.projections.test_folds import RULES
@@ -279,3 +288,73 @@ def test_a_live_follower_far_behind_catches_up_through_the_writer_and_heeds_stop
     assert sends["n"] > 3  # the second start caught up through the writer too
     assert set(views.positions().values()) == {head}
     assert dump(views) == reference(service, where)
+
+
+class Unreachable:
+    """The event store as the follower sees it, failing on every read while `down`."""
+
+    def __init__(self, recorder: Any) -> None:
+        self._recorder = recorder
+        self.down = True
+        self.failures = 0
+
+    def max_notification_id(self) -> int | None:
+        if self.down:
+            self.failures += 1
+            raise OSError("disk I/O error")  # what a store gone away says
+        return self._recorder.max_notification_id()  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._recorder, name)
+
+
+def test_a_live_follower_backs_off_while_the_store_fails_and_resumes_when_it_is_back(
+    logged: tuple[CaseService, Where], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store that stays down is retried at growing intervals (not every 0.01 s: the
+    interval here), one traceback logged for the run of failures; once it is back, the
+    follower catches up to the same views as ever."""
+    service, where = logged
+    views = where("retry")
+    head = service.recorder.max_notification_id() or 0
+    store = Unreachable(service.recorder)
+    stop = threading.Event()
+    follower = threading.Thread(
+        target=run_live,
+        args=(Projections(views), store, service.mapper, stop),
+        kwargs={"interval": 0.01, "retry_max": 0.16},
+    )
+    with caplog.at_level("INFO", logger="projections.registry"):
+        follower.start()
+        try:
+            time.sleep(1.0)
+            store.down = False
+            deadline = time.monotonic() + 60
+            while set(views.positions().values()) != {head} and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:
+            stop.set()
+            follower.join(timeout=60)
+    # waits 0.01, 0.02, 0.04, 0.08, then 0.16: about ten tries in a second, not a hundred
+    assert 4 <= store.failures <= 15
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 1 and "failed a batch; retrying in" in tracebacks[0].getMessage()
+    again = [r.getMessage() for r in caplog.records if "again after" in r.getMessage()]
+    assert again == [f"projections are following the log again after {store.failures} failures"]
+    assert set(views.positions().values()) == {head}
+    assert dump(views) == reference(service, where)
+
+
+@given(
+    interval=st.floats(0.001, 10),
+    cap=st.floats(0.001, 600),
+    failures=st.integers(1, 10_000),
+)
+def test_the_retry_delay_starts_at_the_interval_doubles_and_stops_at_the_cap(
+    interval: float, cap: float, failures: int
+) -> None:
+    delay = retry_delay(failures, interval, cap)
+    assert retry_delay(1, interval, cap) == min(interval, cap)
+    assert delay <= cap
+    assert retry_delay(failures + 1, interval, cap) == min(cap, 2 * delay) or delay == cap
+    assert retry_delay(60, interval, cap) == cap  # a store down for long waits the cap
