@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import orjson
 import psycopg
 from eventsourcing.application import Application
@@ -363,9 +363,9 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 def check_contract(port: int, body: dict[str, Any]) -> None:
-    """One filing through httpx: 201, a Location, a case number (the raw client only
+    """One filing through httpx2: 201, a Location, a case number (the raw client only
     checks statuses)."""
-    response = httpx.post(f"http://{HOST}:{port}/v1/cases", json=body, timeout=30)
+    response = httpx2.post(f"http://{HOST}:{port}/v1/cases", json=body, timeout=30)
     if response.status_code != 201:
         raise RuntimeError(f"POST /v1/cases answered {response.status_code}: {response.text}")
     if not response.headers.get("location", "").startswith("/v1/cases/"):
@@ -514,9 +514,9 @@ def wait_until_up(url: str, server: subprocess.Popen[bytes], *, deadline: float)
         if server.poll() is not None:
             raise RuntimeError(f"the API server exited with {server.returncode}")
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
+            if httpx2.get(url, timeout=1).status_code == 200:
                 return
-        except httpx.TransportError:
+        except httpx2.TransportError:
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{url} did not come up")

@@ -6,8 +6,9 @@ sits at ~7 % CPU: the client is the bottleneck (httpcore walks every pooled conn
 per request and probes each socket; `sniffio` retries a failing import on every call).
 This client writes prepared request bytes on raw asyncio streams (uvloop when installed)
 and reads each response by its Content-Length; on the same route it reaches ~3,000/s,
-so the figures below measure the server. httpx is still used once per run to check that
-the API answers a filing as documented (bench.filing.check_contract).
+so the figures below measure the server. httpx2 (httpx's maintained successor) is used
+once per run to check that the API answers a filing as documented
+(bench.filing.check_contract).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 from uuid import uuid4
 
-import httpx
+import httpx2
 import orjson
 import pytest
 from fastapi import FastAPI
@@ -22,7 +22,7 @@ from tests.api.conftest import HOUSEHOLD, a_petition, log_position
 JSON = {"Content-Type": "application/json"}
 
 
-def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+def assert_problem(response: httpx2.Response, status: int, slug: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"] == "application/problem+json"
     problem: dict[str, Any] = response.json()

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 import orjson
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,9 +29,9 @@ def wait_until_healthy(base: str, server: subprocess.Popen[bytes], log: Path) ->
     while time.monotonic() < deadline:
         assert server.poll() is None, f"lianhu serve exited early:\n{log.read_text()}"
         try:
-            if httpx.get(f"{base}/healthz", timeout=1.0).status_code == 200:
+            if httpx2.get(f"{base}/healthz", timeout=1.0).status_code == 200:
                 return
-        except httpx.TransportError:
+        except httpx2.TransportError:
             pass
         time.sleep(0.05)
     raise AssertionError(
@@ -67,7 +67,7 @@ def test_lianhu_serve_starts_and_files_the_petition_it_suggests(tmp_path: Path) 
             wait_until_healthy(base, server, err)
             banner = out.read_text(encoding="utf-8")
 
-            filed = httpx.post(
+            filed = httpx2.post(
                 f"{base}/v1/cases",
                 content=printed_curl_body(banner),
                 headers={"Content-Type": "application/json", "Idempotency-Key": "smoke-1"},
