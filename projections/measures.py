@@ -27,7 +27,7 @@ sums and means are exact (durations are whole milliseconds).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -45,6 +45,7 @@ from projections.fold import (
     week_start,
     write_call,
 )
+from projections.pipeline import scratch
 
 GAMMA = 1.05
 RELATIVE_ERROR = (GAMMA - 1) / (GAMMA + 1)  # 0.0244
@@ -186,9 +187,25 @@ def _add_sums(into: Sums, key: tuple[Any, ...], s: list[Any]) -> None:
 
 
 def _upsert_sums(cur: ViewCursor, table: str, key: Sequence[str], sums: Sums) -> None:
-    """Add `sums` to the roll-up `table` (histograms merged by the store's lianhu_hist_add)."""
+    """Add `sums` to the roll-up `table` (histograms merged by the store's lianhu_hist_add,
+    or by the writer process's memory of the table: RollupMemory)."""
     if not sums:
         return
+    memory = _memory(cur, table, key)
+    if memory is not None:
+        new, totals, sums = memory.add(sums)
+        marks = ", ".join("?" * (len(key) + 4))
+        if new:
+            cur.executemany(f"INSERT INTO {table} VALUES ({marks})", new)
+        if totals:
+            cur.upsert_many(
+                f"INSERT INTO {table} VALUES ({marks}) ON CONFLICT ({', '.join(key)}) DO UPDATE "
+                "SET n = excluded.n, value = excluded.value, flag = excluded.flag, "
+                "hist = excluded.hist",
+                totals,
+            )
+        if not sums:
+            return
     t = table
     cur.upsert_many(
         f"INSERT INTO {t} VALUES ({', '.join('?' * (len(key) + 4))}) "
@@ -198,6 +215,98 @@ def _upsert_sums(cur: ViewCursor, table: str, key: Sequence[str], sums: Sums) ->
         [(*k, n, v, f, None if h is None else hist_text(h)) for k, (n, v, f, h) in sorted(
             sums.items())],
     )  # fmt: skip
+
+
+def _rec_week(key: tuple[Any, ...]) -> int:
+    """The recorded week of a weekly roll-up key (ROLLUP_KEY)."""
+    return int(key[2])
+
+
+def _rec_period_end(key: tuple[Any, ...]) -> int:
+    """The last week of the recorded period of a marginal roll-up key (MARGINAL_KEY)."""
+    span: int = key[2]
+    return int((key[5] + 1) * span - 1)
+
+
+class RollupMemory:
+    """The rows of one roll-up table as this writer process wrote them, for a table it
+    found empty (a rebuild, a catch-up from position 0), on PostgreSQL.
+
+    A batch's sums are added to the remembered rows and the totals written over them (new
+    keys inserted), instead of being merged by the database: `lianhu_hist_add` parses both
+    histograms of every row that conflicts as JSON, with a GROUP BY, in the server, and a
+    catch-up's rows conflict with the previous batch's as often as not. Only the last few
+    recorded weeks are kept, since facts come in recorded order; a key recorded before
+    them (rare: a clock skew at a week's edge) goes the usual way. The writes give the
+    same rows, byte for byte, as merging in the database (tested).
+    """
+
+    KEEP = 2  # recorded weeks kept before the latest one seen
+    # where it pays: replaying the writes of a 200k-event catch-up took PostgreSQL 12.1–13.1 s
+    # merging, 9.5–10.3 s with the memory; SQLite merges in-process (lianhu_hist_add is a
+    # Python function) and took 4.7 s merging, 5.0–5.3 s with the memory
+    DIALECTS: ClassVar[frozenset[str]] = frozenset({"postgres"})
+
+    def __init__(self, week_of_key: Callable[[tuple[Any, ...]], int]) -> None:
+        self._week_of = week_of_key
+        self._weeks: dict[int, Sums] = {}
+        self._floor = -(1 << 62)  # the rows of keys recorded before this week are forgotten
+        self._latest = self._floor
+
+    def add(self, sums: Sums) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], Sums]:
+        """Add a batch's sums: (rows of new keys, rows of known keys with their totals, the
+        sums of keys this memory does not know, for the database to merge)."""
+        new: list[tuple[Any, ...]] = []
+        totals: list[tuple[Any, ...]] = []
+        unknown: Sums = {}
+        weeks, week_of = self._weeks, self._week_of
+        for k, s in sorted(sums.items()):
+            w = week_of(k)
+            if w < self._floor:
+                unknown[k] = s
+                continue
+            rows = weeks.get(w)
+            if rows is None:
+                rows = weeks[w] = {}
+                self._latest = max(self._latest, w)
+            acc = rows.get(k)
+            if acc is None:
+                rows[k] = acc = [s[0], s[1], s[2], None if s[3] is None else dict(s[3])]
+                out = new
+            else:
+                acc[0] += s[0]
+                acc[1] += s[1]
+                acc[2] += s[2]
+                if s[3] is not None:
+                    h = acc[3]
+                    if h is None:
+                        acc[3] = dict(s[3])
+                    else:
+                        for bucket, c in s[3].items():
+                            h[bucket] = h.get(bucket, 0) + c
+                out = totals
+            out.append((*k, acc[0], acc[1], acc[2], None if acc[3] is None else hist_text(acc[3])))
+        floor = self._latest - self.KEEP
+        if floor > self._floor:
+            for w in [w for w in weeks if w < floor]:
+                del weeks[w]
+            self._floor = floor
+        return new, totals, unknown
+
+
+def _memory(cur: ViewCursor, table: str, key: Sequence[str]) -> RollupMemory | None:
+    """The writer process's memory of `table` (None: not in a writer process, or the table
+    had rows before this writer's first batch)."""
+    remembered = scratch()
+    if remembered is None or cur.dialect not in RollupMemory.DIALECTS:
+        return None
+    name = f"rollup:{table}"
+    if name not in remembered:
+        empty = cur.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None
+        week_of_key = _rec_week if tuple(key) == ROLLUP_KEY else _rec_period_end
+        remembered[name] = RollupMemory(week_of_key) if empty else None
+    memory: RollupMemory | None = remembered[name]
+    return memory
 
 
 def write_facts(cur: ViewCursor, facts_table: str, rollup_table: str, facts: list[FactRow]) -> Sums:

@@ -77,6 +77,17 @@ def _plain(rows: Any) -> Any:
     return rows
 
 
+# What functions run by the writer (projections.fold.write_call) may remember across the
+# batches of one catch-up; None outside a writer process. Emptied whenever a batch fails or
+# conflicts, so it only ever holds what committed batches wrote.
+_scratch: dict[str, Any] | None = None
+
+
+def scratch() -> dict[str, Any] | None:
+    """The writer process's memory across batches (None when not in a writer process)."""
+    return _scratch
+
+
 class Conflict(Exception):
     """Another follower moved a model's position: the batch was not written."""
 
@@ -110,10 +121,13 @@ def apply_parts(cur: ViewCursor, parts: list[Part]) -> None:
 def write_views(views: ViewStore, conn: Connection) -> None:
     """The writer process: one transaction per message, answered ("ok" | "conflict" |
     "error", detail). Ends at None, or when the follower's end of the pipe closes."""
+    global _scratch
+    _scratch = {}
     try:
         with views.bulk_writes():
             _write_batches(views, conn)
     finally:
+        _scratch = None
         views.close()
 
 
@@ -142,9 +156,17 @@ def _write_batches(views: ViewStore, conn: Connection) -> None:
                 apply_parts(cur, parts)
             conn.send(("ok", ""))
         except Conflict as e:
+            _forget()
             conn.send(("conflict", str(e)))
         except Exception as e:  # noqa: BLE001 (the follower raises it; the writer waits)
+            _forget()
             conn.send(("error", f"{type(e).__name__}: {e}"))
+
+
+def _forget() -> None:
+    """A batch was rolled back: what it wrote to the scratch memory never happened."""
+    if _scratch is not None:
+        _scratch.clear()
 
 
 class Writer:

@@ -13,23 +13,30 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.viewstore import ViewStore
+from engine.servers import PostgresServer
+from engine.viewstore import ViewStore, set_position
+from projections import pipeline
 from projections.fold import WEEK, WEEK_ORIGIN, area_of
 from projections.measures import (
+    FACTS_DDL,
     MARGINALS_DDL,
     NO_BUCKET,
     ROLLUP_DDL,
     Agg,
     FactRow,
     Filters,
+    RollupMemory,
     aggregate,
     cancelled,
     fact,
     marginal_indexes,
+    write_fact_tables,
     write_facts,
     write_marginals,
 )
+from projections.pipeline import WriterFailed
 from tests.projections.test_folds import world
+from tests.servers_fixtures import unique_name
 
 T0 = WEEK_ORIGIN + 2900 * WEEK + 3 * 86400.0 + 1234.5  # a Thursday in 2025, not a boundary
 SPAN = 520 * 86400.0
@@ -213,3 +220,104 @@ def test_roll_ups_with_a_row_per_bucket_are_refilled_in_the_present_layout(name:
                     "1, 2, 0)")  # fmt: skip
 
     assert_refilled_at_start(name, 18, "rollup", per_bucket)
+
+
+# -- the writer process's memory of the roll-ups ----------------------------------------------
+
+
+def create_fact_tables(views: ViewStore) -> None:
+    with views.transaction() as cur:
+        cur.execute(FACTS_DDL.format(t=FACTS))
+        cur.execute(ROLLUP_DDL.format(t=ROLLUP))
+        cur.execute(MARGINALS_DDL.format(t=MARG))
+
+
+def roll_ups(views: ViewStore) -> dict[str, list[tuple[Any, ...]]]:
+    with views.reading() as cur:
+        return {t: sorted(cur.execute(f"SELECT * FROM {t}").fetchall()) for t in (ROLLUP, MARG)}
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    seed=st.integers(0, 10**6),
+    batch=st.integers(1, 200),
+    late=st.floats(0, 0.2),
+    rows_before=st.integers(0, 40),
+)
+def test_the_writers_memory_of_the_roll_ups_writes_what_merging_in_the_database_writes(
+    tmp_path_factory: pytest.TempPathFactory, seed: int, batch: int, late: float, rows_before: int
+) -> None:
+    """Batches written through the memory (as the writer process of a catch-up does) leave
+    the very rows that merging each batch in the database leaves: with facts arriving out
+    of recorded order by up to five weeks (a share `late` of them: keys the memory has
+    forgotten), and with tables that already had rows when the writer started (then the
+    memory is not used for them)."""
+    RollupMemory.DIALECTS = frozenset({"postgres", "sqlite"})  # (only PostgreSQL's gains)
+    rng = random.Random(seed)
+    facts = history(seed)
+    for i in range(len(facts)):  # some facts come weeks after their recorded time
+        if rng.random() < late:
+            j = min(len(facts) - 1, i + rng.randint(1, 400))
+            facts[i], facts[j] = facts[j], facts[i]
+    path = tmp_path_factory.mktemp("memory")
+    merged, remembered = (ViewStore(sqlite_path=str(path / f"{n}.db")) for n in ("m", "r"))
+    try:
+        memories: list[dict[str, Any] | None] = [None, {}]
+        for views, memory in zip((merged, remembered), memories, strict=True):
+            create_fact_tables(views)
+            with views.transaction() as cur:  # rows written before this writer started
+                write_fact_tables(cur, FACTS, ROLLUP, MARG, DIMS, facts[:rows_before])
+            pipeline._scratch = memory
+            try:
+                for lo in range(rows_before, len(facts), batch):
+                    with views.transaction() as cur:
+                        write_fact_tables(cur, FACTS, ROLLUP, MARG, DIMS, facts[lo : lo + batch])
+            finally:
+                pipeline._scratch = None
+            if memory is not None and not rows_before:
+                assert memory[f"rollup:{ROLLUP}"] is not None  # it was used
+        assert roll_ups(remembered) == roll_ups(merged)
+    finally:
+        RollupMemory.DIALECTS = frozenset({"postgres"})
+        merged.close()
+        remembered.close()
+
+
+@pytest.mark.postgres
+def test_a_batch_the_writer_rolls_back_leaves_nothing_in_its_memory(
+    postgres_server: PostgresServer, request: pytest.FixtureRequest
+) -> None:
+    """A batch that fails after adding to the roll-ups is rolled back, and so is what the
+    writer process remembered of it: the next batch's totals do not count it."""
+    facts = history(5)
+    first, failing, third = facts[:100], facts[100:200], facts[200:300]
+    names = [unique_name(f"{request.node.name}_{n}") for n in ("w", "ref")]
+    views, reference = (ViewStore(postgres_url=postgres_server.create_database(n)) for n in names)
+    writer = None
+    try:
+        for v in (views, reference):
+            create_fact_tables(v)
+            with v.transaction() as cur:
+                set_position(cur, "m", 0)
+        tables = (FACTS, ROLLUP, MARG, DIMS)
+        call = f"{write_fact_tables.__module__}:{write_fact_tables.__qualname__}"
+        writer = pipeline.Writer(views)
+        writer.send([("m", 0, 1, [(call, (*tables, first), "call")])])
+        writer.wait()
+        broken = ("INSERT INTO nowhere", (), "execute")  # fails after the roll-ups' writes
+        writer.send([("m", 1, 2, [(call, (*tables, failing), "call"), broken])])
+        with pytest.raises(WriterFailed):
+            writer.wait()
+        writer.send([("m", 1, 2, [(call, (*tables, third), "call")])])
+        writer.wait()
+        with reference.transaction() as cur:
+            for part in (first, third):
+                write_fact_tables(cur, *tables, part)
+        assert roll_ups(views) == roll_ups(reference)
+    finally:
+        if writer is not None:
+            writer.close()
+        views.close()
+        reference.close()
+        for name in names:
+            postgres_server.drop_database(name)
