@@ -66,7 +66,12 @@ MODELS: dict[str, type[FoldModel[Any]]] = {
     "indicators": Indicators,
 }
 
-CATCH_UP_BATCH = 10_000  # events per transaction when catching up or rebuilding
+CATCH_UP_BATCH = 10_000  # events per transaction when catching up or rebuilding (SQLite)
+# PostgreSQL's catch-up is bound by its writer, which rewrites every roll-up row a batch
+# touches: batches of 30,000 caught up 214,721 events in 12.6-15.7 s against 15.3-18.4 s
+# with 10,000 (50,000: no faster). SQLite's is bound by the folds: no measurable gain,
+# and the follower's memory doubles (222 -> 490 MB at 10^6 events).
+CATCH_UP_BATCH_POSTGRES = 30_000
 LIVE_BATCH = 5_000  # at most, live: a batch is what arrived since the last one
 # events behind from which a catch-up starts a writer process (starting one takes ~0.5 s)
 PIPELINE_FROM = 50_000
@@ -351,6 +356,11 @@ class Fanout:
         self._written.clear()
 
 
+def catch_up_batch(views: ViewStore) -> int:
+    """Events per transaction of a catch-up or a rebuild on this store, by default."""
+    return CATCH_UP_BATCH_POSTGRES if views.dialect == "postgres" else CATCH_UP_BATCH
+
+
 def run_live(
     projections: Projections,
     recorder: ApplicationRecorder,
@@ -365,7 +375,7 @@ def run_live(
 
     `batch_size` only caps a batch: live, a batch is what arrived since the last one.
     More than PIPELINE_FROM events behind (after downtime, or with new views), it first
-    catches up in batches of CATCH_UP_BATCH with the view writer process, heeding `stop`
+    catches up in batches of `catch_up_batch` with the view writer process, heeding `stop`
     between batches.
 
     A failed batch (the store unreachable, the disk full) is retried after `interval`,
@@ -385,7 +395,7 @@ def run_live(
                     log.info("projections are %d events behind; catching up", behind)
                     Fanout(
                         recorder, mapper, projections.views, models,
-                        batch_size=CATCH_UP_BATCH, pipeline=True,
+                        batch_size=catch_up_batch(projections.views), pipeline=True,
                     ).catch_up(stop=stop)  # fmt: skip
                     failures = 0
                     continue
@@ -422,13 +432,14 @@ def catch_up_all(
     mapper: Mapper[UUID],
     progress: Progress | None = None,
     *,
-    batch_size: int = CATCH_UP_BATCH,
+    batch_size: int | None = None,
     pipeline: bool = True,
 ) -> int:
     """Bring every read model up to the head of the log now (when far behind, with the
     view writes in a second process: `pipeline`)."""
     fanout = Fanout(
-        recorder, mapper, projections.views, projections.current(), batch_size=batch_size,
+        recorder, mapper, projections.views, projections.current(),
+        batch_size=batch_size or catch_up_batch(projections.views),
         pipeline=pipeline,
     )  # fmt: skip
     return fanout.catch_up(progress)
@@ -441,7 +452,7 @@ def rebuild(
     name: str,
     progress: Progress | None = None,
     *,
-    batch_size: int = CATCH_UP_BATCH,
+    batch_size: int | None = None,
     switch: Callable[[], None] | None = None,
     pipeline: bool = True,
 ) -> int:
@@ -464,7 +475,7 @@ def rebuild_all(
     names: Sequence[str] = tuple(MODELS),
     progress: Progress | None = None,
     *,
-    batch_size: int = CATCH_UP_BATCH,
+    batch_size: int | None = None,
     switch: Callable[[], None] | None = None,
     pipeline: bool = True,
 ) -> dict[str, int]:
@@ -481,7 +492,12 @@ def rebuild_all(
             model.drop(cur)  # leftovers of an interrupted rebuild
             set_position(cur, model.name, 0)
     fanout = Fanout(
-        recorder, mapper, projections.views, fresh, batch_size=batch_size, pipeline=pipeline
+        recorder,
+        mapper,
+        projections.views,
+        fresh,
+        batch_size=batch_size or catch_up_batch(projections.views),
+        pipeline=pipeline,
     )
     fanout.catch_up(progress)
     if switch is not None:

@@ -24,6 +24,7 @@ from engine.settings import Settings
 from engine.viewstore import ViewStore
 from projections.registry import (
     CATCH_UP_BATCH,
+    CATCH_UP_BATCH_POSTGRES,
     LIVE_BATCH,
     MODELS,
     Projections,
@@ -46,8 +47,13 @@ def rebuild_command(
         str | None, typer.Argument(help=f"one of {', '.join(MODELS)}; default: all")
     ] = None,
     batch_size: Annotated[
-        int, typer.Option(min=1, help="events per transaction (larger: faster, more memory)")
-    ] = CATCH_UP_BATCH,
+        int | None,
+        typer.Option(
+            min=1,
+            help=f"events per transaction (default: {CATCH_UP_BATCH:,} on SQLite, "
+            f"{CATCH_UP_BATCH_POSTGRES:,} on PostgreSQL; larger: more memory)",
+        ),
+    ] = None,
 ) -> None:
     """Replay the log from position 0 into fresh tables, then switch to them atomically.
 
@@ -113,8 +119,8 @@ def run(
         int | None,
         typer.Option(
             min=1,
-            help=f"most events per transaction (default: {CATCH_UP_BATCH} with --once, "
-            f"{LIVE_BATCH} live)",
+            help=f"most events per transaction (default with --once: {CATCH_UP_BATCH:,} on "
+            f"SQLite, {CATCH_UP_BATCH_POSTGRES:,} on PostgreSQL; live: {LIVE_BATCH:,})",
         ),
     ] = None,
 ) -> None:
@@ -127,7 +133,7 @@ def run(
         if once:
             n = catch_up_all(
                 projections, service.recorder, service.mapper,
-                batch_size=batch_size or CATCH_UP_BATCH,
+                batch_size=batch_size,
             )  # fmt: skip
             typer.echo(f"caught up over {n} log positions")
             return

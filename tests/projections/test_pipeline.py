@@ -253,6 +253,7 @@ def test_a_live_follower_far_behind_catches_up_through_the_writer_and_heeds_stop
     views = where("live")
     head = service.recorder.max_notification_id() or 0
     monkeypatch.setattr(registry, "CATCH_UP_BATCH", BATCH)
+    monkeypatch.setattr(registry, "CATCH_UP_BATCH_POSTGRES", BATCH)
     monkeypatch.setattr(registry, "PIPELINE_FROM", 3 * BATCH)
     stop = threading.Event()
 
