@@ -169,11 +169,12 @@ def rollup_sums(facts: Sequence[FactRow]) -> Sums:
     return sums
 
 
-def _add_sums(into: Sums, key: tuple[Any, ...], s: list[Any]) -> None:
+def _add_sums(into: Sums, key: tuple[Any, ...], s: list[Any]) -> bool:
+    """Add the sums `s` to `into[key]`; True if `key` was not there yet."""
     acc = into.get(key)
     if acc is None:
         into[key] = [s[0], s[1], s[2], None if s[3] is None else dict(s[3])]
-        return
+        return True
     acc[0] += s[0]
     acc[1] += s[1]
     acc[2] += s[2]
@@ -184,6 +185,7 @@ def _add_sums(into: Sums, key: tuple[Any, ...], s: list[Any]) -> None:
         else:
             for bucket, n in s[3].items():
                 h[bucket] = h.get(bucket, 0) + n
+    return False
 
 
 def _upsert_sums(cur: ViewCursor, table: str, key: Sequence[str], sums: Sums) -> None:
@@ -269,22 +271,8 @@ class RollupMemory:
             if rows is None:
                 rows = weeks[w] = {}
                 self._latest = max(self._latest, w)
-            acc = rows.get(k)
-            if acc is None:
-                rows[k] = acc = [s[0], s[1], s[2], None if s[3] is None else dict(s[3])]
-                out = new
-            else:
-                acc[0] += s[0]
-                acc[1] += s[1]
-                acc[2] += s[2]
-                if s[3] is not None:
-                    h = acc[3]
-                    if h is None:
-                        acc[3] = dict(s[3])
-                    else:
-                        for bucket, c in s[3].items():
-                            h[bucket] = h.get(bucket, 0) + c
-                out = totals
+            out = new if _add_sums(rows, k, s) else totals
+            acc = rows[k]
             out.append((*k, acc[0], acc[1], acc[2], None if acc[3] is None else hist_text(acc[3])))
         floor = self._latest - self.KEEP
         if floor > self._floor:
