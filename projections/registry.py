@@ -397,7 +397,6 @@ def run_live(
                         recorder, mapper, projections.views, models,
                         batch_size=catch_up_batch(projections.views), pipeline=True,
                     ).catch_up(stop=stop)  # fmt: skip
-                    failures = 0
                     continue
             advanced = fanout.step()
         except Exception as e:  # a view must survive a store hiccup and try again
