@@ -73,16 +73,25 @@ def rebuild_command(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeRemainingColumn(), console=Console(stderr=True),
         ) as bar:  # fmt: skip
-            task = bar.add_task(name or "all read models", total=max(head, 1))
+            label = name or "all read models"
+            task = bar.add_task(label, total=max(head, 1))
+
+            folded = False
 
             def advance(done: int, total: int) -> None:
+                nonlocal folded
                 bar.update(task, completed=done, total=total)
+                if done >= total and not folded:
+                    # what is left: one pass per query index, ~5 s per 10^6 events
+                    folded = True
+                    bar.update(task, description=f"{label}: building the query indexes")
+                    bar.console.print("every event folded in; building the query indexes")
 
             generations = rebuild_all(
                 projections, service.recorder, service.mapper, names, advance,
                 batch_size=batch_size,
             )  # fmt: skip
-            bar.update(task, completed=max(head, 1))
+            bar.update(task, completed=max(head, 1), description=f"{label}: done")
         for model, generation in generations.items():
             typer.echo(f"{model}: switched to generation {generation}")
     finally:

@@ -61,6 +61,9 @@ def test_rebuild_switches_to_a_fresh_generation_with_the_same_figures(lianhu: Cl
 
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "distortion: switched to generation 2" in rebuilt.stdout
+    # the last step, after the bar has reached the end, is said (it takes seconds at 10^6)
+    assert "building the query indexes" in rebuilt.stderr
+    assert "distortion: done" in rebuilt.stderr
     assert "distortion" in status.stdout
     assert after == before
     assert lianhu.invoke(app, ["projections", "rebuild", "nope"]).exit_code != 0
