@@ -250,8 +250,8 @@ def test_the_writers_memory_of_the_roll_ups_writes_what_merging_in_the_database_
     """Batches written through the memory (as the writer process of a catch-up does) leave
     the very rows that merging each batch in the database leaves: with facts arriving out
     of recorded order by weeks to months (a share `late` of them, swapped with one up to
-    400 facts on: keys the memory has forgotten), and with tables that already had rows when the writer started (then the
-    memory is not used for them)."""
+    400 facts on: keys the memory has forgotten), and with tables that already had rows
+    when the writer started (then the memory is not used for them)."""
     RollupMemory.DIALECTS = frozenset({"postgres", "sqlite"})  # (only PostgreSQL's gains)
     rng = random.Random(seed)
     facts = history(seed)
