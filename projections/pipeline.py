@@ -13,7 +13,8 @@ moves to; the writer checks each position in its transaction (FOR UPDATE on
 PostgreSQL) and refuses the whole batch if another follower moved one (`Conflict`):
 the follower then forgets what it folded and goes on batch by batch in-process.
 
-The follower keeps at most PIPELINE_DEPTH (2) batches in flight. It remembers the
+The follower keeps at most PIPELINE_DEPTH (2) batches in flight (BUILDING_DEPTH, 8, while
+the writer builds a fresh catch-up's query indexes with one of them). It remembers the
 states of the batches in flight before the writer has committed them, so the next batch
 folds on them; a state it does not remember was last written by an earlier, committed
 batch, so reading it from a fresh snapshot is exact. If the writer fails or dies, the
