@@ -174,7 +174,8 @@ def previous_sections() -> dict[str, str]:
             out[current] = ""
         if current is not None:
             out[current] += line + "\n"
-    return out
+    # each as a fresh section ends (one newline): kept sections do not gain a blank line
+    return {module: text.rstrip("\n") + "\n" for module, text in out.items()}
 
 
 def main() -> None:
