@@ -35,6 +35,7 @@ from projections.fold import (
     Rec,
     columns_ddl,
     columns_of,
+    in_subtree,
     load_rows,
     upsert_rows,
     week_of,
@@ -150,10 +151,7 @@ class Board(FoldModel[BoardState]):
     def returned(self, cur: ViewCursor, *, at: float, scope: str | None = None) -> int:
         """Open cases returned to their dispatcher at `at` (the board's `returned` total),
         counted without computing lights."""
-        where, extra = "", []
-        if scope is not None:
-            where = " AND unit = ?" if scope.startswith("dept:") else " AND unit LIKE ?"
-            extra = [scope if scope.startswith("dept:") else scope + "%"]
+        where, extra = ("", []) if scope is None else in_subtree("unit", scope, cur.dialect)
         h, c = self.t("bd_history"), self.t("bd_current")
         sql = (
             f"SELECT (SELECT COUNT(*) FROM {h} WHERE week = ? AND valid_from <= ? "
@@ -167,10 +165,7 @@ class Board(FoldModel[BoardState]):
         self, cur: ViewCursor, *, at: float, warn_share: float, scope: str | None = None
     ) -> list[UnitBoard]:
         """Per unit holding cases at `at`: counts by light, overdue, supervised, returned."""
-        scoped, extra = "", []
-        if scope is not None:
-            scoped = " AND unit = ?" if scope.startswith("dept:") else " AND unit LIKE ?"
-            extra = [scope if scope.startswith("dept:") else scope + "%"]
+        scoped, extra = ("", []) if scope is None else in_subtree("unit", scope, cur.dialect)
         light, light_params = light_expr(at, warn_share)
         columns = (
             f"unit, {light} AS light, CASE WHEN resolve_due IS NOT NULL AND "

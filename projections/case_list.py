@@ -21,6 +21,7 @@ from projections.fold import (
     Rec,
     columns_ddl,
     columns_of,
+    in_subtree,
     load_rows,
     ts,
     ts_or_none,
@@ -285,12 +286,10 @@ class CaseList(FoldModel[CaseRow]):
         where: list[str] = ["1 = 1"]
         params: list[Any] = [warn_share, warn_share, now]
         if scope is not None:
-            if scope.startswith("dept:"):
-                where.append("unit = ?")
-                params.append(scope)
-            else:
-                where.append("unit LIKE ?")  # tree codes: digits and '-' only
-                params.append(scope + "%")
+            scoped, scope_params = in_subtree("unit", scope, cur.dialect)
+            if scoped:
+                where.append(scoped.removeprefix(" AND "))
+                params += scope_params
         for column, value in (("status", status), ("category", category), ("light", light)):
             if value is not None:
                 where.append(f"{column} = ?")

@@ -154,6 +154,27 @@ def village_of(unit: str) -> str:
     return unit if unit.startswith("dept:") else unit[:12]
 
 
+def in_subtree(column: str, scope: str, dialect: str) -> tuple[str, list[Any]]:
+    """` AND <column> is in the unit subtree `scope``, and its parameters: equal to a
+    department (`dept:...`), else starting with the tree code (a prefix of one: `5101`).
+
+    On SQLite as a range, `scope <= column < scope'` (scope' = its last character + 1),
+    which is exact under SQLite's binary collation and searches the column's index; LIKE
+    does not (it ignores case, so SQLite cannot turn it into a range): a household's
+    response times over a county-year took 130 ms through LIKE, 12 ms through the range.
+    On PostgreSQL as LIKE, which is exact under any collation (a range is not, where the
+    locale's collation orders '-' apart from the digits) and searches an index under the
+    C collation (docs/metrics.md)."""
+    if not scope:
+        return "", []
+    if scope.startswith("dept:"):
+        return f" AND {column} = ?", [scope]
+    if dialect == "sqlite":
+        return f" AND {column} >= ? AND {column} < ?", [scope, scope[:-1] + chr(ord(scope[-1]) + 1)]
+    escaped = scope.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f" AND {column} LIKE ?", [escaped + "%"]
+
+
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]

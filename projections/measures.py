@@ -39,6 +39,7 @@ from projections.fold import (
     WEEK_ORIGIN,
     FoldModel,
     S,
+    in_subtree,
     load_json_states,
     save_json_states,
     week_of,
@@ -510,7 +511,7 @@ def aggregate(
     width = max(1, len(columns))
     parts: list[tuple[str, list[Any]]] = []
     raw = f"SELECT {group_col}, bucket, n, value, flag, NULL FROM {facts_table} WHERE kind = ?"
-    raw_dims, raw_params = _scope(f.scope, "unit")
+    raw_dims, raw_params = _scope(f.scope, "unit", cur.dialect)
     if not use_rollup:
         parts.append(
             (
@@ -524,7 +525,7 @@ def aggregate(
         w_hi = week_of(until) - 1 if until < FOREVER else week_of(FOREVER)
         w_as_of = week_of(as_of) if as_of < FOREVER else week_of(FOREVER) + 1
         w_hi = min(w_hi, w_as_of - 1)  # as_of's week is never whole before as_of
-        roll_dims, roll_params = _scope(f.scope, "area")
+        roll_dims, roll_params = _scope(f.scope, "area", cur.dialect)
         if w_lo > w_hi:  # no whole week inside the range: raw facts only
             parts.append(
                 (
@@ -608,10 +609,13 @@ def _from_marginals(
         m_params_val: list[Any] = [str(value)]
         r_where, r_params = f" AND {dim} = ?", [value]
     elif dim == "area" and f.scope is not None:
-        exact = f.scope.startswith("dept:") or len(f.scope) == area_length
-        m_where += " AND val = ?" if exact else " AND val LIKE ?"
-        m_params_val = [f.scope if exact else f.scope + "%"]
-        r_where, r_params = _scope(f.scope, "unit")
+        if f.scope.startswith("dept:") or len(f.scope) == area_length:
+            m_where += " AND val = ?"
+            m_params_val = [f.scope]
+        else:
+            val_where, m_params_val = in_subtree("val", f.scope, cur.dialect)
+            m_where += val_where
+        r_where, r_params = _scope(f.scope, "unit", cur.dialect)
     elif dim is None:
         m_where += " AND val = ?"
         m_params_val = [""]
@@ -689,14 +693,8 @@ def _dimension_filters(f: Filters) -> tuple[str, list[Any]]:
     return sql, params
 
 
-def _scope(scope: str | None, column: str) -> tuple[str, list[Any]]:
-    if scope is None:
-        return "", []
-    if scope.startswith("dept:"):
-        return f" AND {column} = ?", [scope]
-    # tree codes are digits and '-', so LIKE 'prefix%' is exact (a range ending in '~' is
-    # not, under a PostgreSQL locale collation)
-    return f" AND {column} LIKE ?", [scope + "%"]
+def _scope(scope: str | None, column: str, dialect: str) -> tuple[str, list[Any]]:
+    return ("", []) if scope is None else in_subtree(column, scope, dialect)
 
 
 def percentiles_ms(agg: Agg) -> dict[str, float | None]:

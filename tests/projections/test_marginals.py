@@ -40,9 +40,13 @@ from tests.servers_fixtures import unique_name
 
 T0 = WEEK_ORIGIN + 2900 * WEEK + 3 * 86400.0 + 1234.5  # a Thursday in 2025, not a boundary
 SPAN = 520 * 86400.0
-UNITS = ["510123001001", "510123001002", "510123002001", "510123101003", "dept:water"]
+UNITS = ["510123001001", "510123001002", "510123002001", "510123101003", "dept:water",
+         "510123001001-01-02", "510123001010-03"]  # fmt: skip
 DIMS = ("level", "area", "category", "urgency", "depth")
 FACTS, ROLLUP, MARG = "f_facts", "f_rollup", "f_marg"
+# townships and wider (roll-ups), villages and narrower (facts, by the unit index), a department
+SCOPES = [None, "510123001", "510123", "dept:water", "510123002", "510123001001", "5101230010",
+          "510123001001-01"]  # fmt: skip
 
 
 def history(seed: int) -> list[FactRow]:
@@ -121,7 +125,7 @@ moments = st.floats(0, 1).map(lambda x: T0 - 20 * 86400 + x * (SPAN + 60 * 86400
     since=st.none() | moments,
     until=st.none() | moments,
     as_of=st.none() | moments,
-    scope=st.sampled_from([None, "510123001", "510123", "dept:water", "510123002"]),
+    scope=st.sampled_from(SCOPES),
     level=st.sampled_from([None, None, "township"]),
     depth=st.sampled_from([None, None, 1]),
     group=st.sampled_from([None, "week", "area", "level", "depth"]),
