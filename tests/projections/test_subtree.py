@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.servers import PostgresServer
-from engine.viewstore import ViewStore
+from engine.viewstore import ViewStore, collation_warning
 from projections.fold import in_subtree
 from tests.servers_fixtures import unique_name
 
@@ -78,3 +78,37 @@ def test_a_tree_code_scope_searches_the_index(units: ViewStore) -> None:
     assert "u_unit" in plan, plan
     if units.dialect == "sqlite":  # a range, not a scan of the index with LIKE on each entry
         assert "(unit>? AND unit<?)" in plan, plan
+
+
+@pytest.mark.postgres
+def test_postgresql_under_a_locale_collation_is_reported_since_like_cannot_use_the_index(
+    postgres_server: PostgresServer,
+) -> None:
+    import psycopg
+
+    seen: dict[str, tuple[str | None, str]] = {}
+    for collation in ("C", "C.UTF-8"):
+        name = unique_name(f"collate_{collation}")
+        with psycopg.connect(postgres_server.dsn, autocommit=True) as admin:
+            admin.execute(
+                f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' "
+                f"LC_COLLATE '{collation}' LC_CTYPE '{collation}'"
+            )
+        views = ViewStore(postgres_url=postgres_server.dsn_for(name))
+        try:
+            with views.transaction() as cur:
+                cur.execute("CREATE TABLE u (unit TEXT NOT NULL)")
+                cur.execute("CREATE INDEX u_unit ON u (unit)")
+                cur.executemany("INSERT INTO u VALUES (?)", [(u,) for u in UNITS])
+                cur.execute("SET LOCAL enable_seqscan = off")  # the index if it can at all
+                where, params = in_subtree("unit", "510123001001", cur.dialect)
+                rows = cur.execute(f"EXPLAIN SELECT unit FROM u WHERE 1 = 1{where}", params)
+                lines = " ".join(str(r[0]) for r in rows.fetchall())
+            seen[collation] = (collation_warning(views), lines)
+        finally:
+            views.close()
+            postgres_server.drop_database(name)
+    assert seen["C"][0] is None and "Index Cond" in seen["C"][1], seen["C"][1]
+    warning, plan = seen["C.UTF-8"]
+    assert warning is not None and "LOCALE 'C'" in warning and "C.UTF-8" in warning
+    assert "Index Cond" not in plan, plan  # all of the index read, LIKE on each entry
