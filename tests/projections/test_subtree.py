@@ -53,10 +53,10 @@ def prefixes() -> list[str]:
     return sorted({u[:k] for u in UNITS for k in range(len(u) + 1)})
 
 
-def select(views: ViewStore, scope: str) -> tuple[list[str], str]:
+def select(views: ViewStore, scope: str, indexed: bool = True) -> tuple[list[str], str]:
     """The units `in_subtree` selects for `scope`, and the query's plan."""
     with views.reading() as cur:
-        where, params = in_subtree("unit", scope, cur.dialect)
+        where, params = in_subtree("unit", scope, cur.dialect, indexed=indexed)
         sql = f"SELECT unit FROM u WHERE 1 = 1{where}"
         got = sorted(str(r[0]) for r in cur.execute(sql, params).fetchall())
         explain = "EXPLAIN QUERY PLAN " if cur.dialect == "sqlite" else "EXPLAIN "
@@ -70,6 +70,7 @@ def test_a_scope_selects_exactly_its_subtree(units: ViewStore, scope: str) -> No
     department = scope.startswith("dept:")
     expected = [u for u in UNITS if (u == scope if department else u.startswith(scope))]
     assert select(units, scope)[0] == expected
+    assert select(units, scope, indexed=False)[0] == expected
 
 
 def test_a_tree_code_scope_searches_the_index(units: ViewStore) -> None:
@@ -78,6 +79,7 @@ def test_a_tree_code_scope_searches_the_index(units: ViewStore) -> None:
     assert "u_unit" in plan, plan
     if units.dialect == "sqlite":  # a range, not a scan of the index with LIKE on each entry
         assert "(unit>? AND unit<?)" in plan, plan
+        assert "(unit>? AND unit<?)" not in select(units, "510123001001", indexed=False)[1]
 
 
 @pytest.mark.postgres
