@@ -151,7 +151,7 @@ class Board(FoldModel[BoardState]):
     def returned(self, cur: ViewCursor, *, at: float, scope: str | None = None) -> int:
         """Open cases returned to their dispatcher at `at` (the board's `returned` total),
         counted without computing lights."""
-        where, extra = ("", []) if scope is None else in_subtree("unit", scope, cur.dialect)
+        where, extra = in_subtree("unit", scope, cur.dialect)
         h, c = self.t("bd_history"), self.t("bd_current")
         sql = (
             f"SELECT (SELECT COUNT(*) FROM {h} WHERE week = ? AND valid_from <= ? "
@@ -165,7 +165,7 @@ class Board(FoldModel[BoardState]):
         self, cur: ViewCursor, *, at: float, warn_share: float, scope: str | None = None
     ) -> list[UnitBoard]:
         """Per unit holding cases at `at`: counts by light, overdue, supervised, returned."""
-        scoped, extra = ("", []) if scope is None else in_subtree("unit", scope, cur.dialect)
+        scoped, extra = in_subtree("unit", scope, cur.dialect)
         light, light_params = light_expr(at, warn_share)
         columns = (
             f"unit, {light} AS light, CASE WHEN resolve_due IS NOT NULL AND "

@@ -155,10 +155,11 @@ def village_of(unit: str) -> str:
 
 
 def in_subtree(
-    column: str, scope: str, dialect: str, *, indexed: bool = True
+    column: str, scope: str | None, dialect: str, *, indexed: bool = True
 ) -> tuple[str, list[Any]]:
     """` AND <column> is in the unit subtree `scope``, and its parameters: equal to a
-    department (`dept:...`), else starting with the tree code (a prefix of one: `5101`).
+    department (`dept:...`), else starting with the tree code (a prefix of one: `5101`);
+    no condition for no scope (None or "").
 
     On SQLite as a range, `scope <= column < scope'` (scope' = its last character + 1),
     which is exact under SQLite's binary collation and searches the column's index; LIKE

@@ -513,7 +513,7 @@ def aggregate(
     raw = f"SELECT {group_col}, bucket, n, value, flag, NULL FROM {facts_table} WHERE kind = ?"
     # the unit index for a narrower scope; a wider one reads the roll-ups, and the facts at
     # their edges by time
-    raw_dims, raw_params = _scope(f.scope, "unit", cur.dialect, indexed=not scope_ok)
+    raw_dims, raw_params = in_subtree("unit", f.scope, cur.dialect, indexed=not scope_ok)
     if not use_rollup:
         parts.append(
             (
@@ -527,7 +527,7 @@ def aggregate(
         w_hi = week_of(until) - 1 if until < FOREVER else week_of(FOREVER)
         w_as_of = week_of(as_of) if as_of < FOREVER else week_of(FOREVER) + 1
         w_hi = min(w_hi, w_as_of - 1)  # as_of's week is never whole before as_of
-        roll_dims, roll_params = _scope(f.scope, "area", cur.dialect, indexed=False)
+        roll_dims, roll_params = in_subtree("area", f.scope, cur.dialect, indexed=False)
         if w_lo > w_hi:  # no whole week inside the range: raw facts only
             parts.append(
                 (
@@ -617,7 +617,7 @@ def _from_marginals(
         else:
             val_where, m_params_val = in_subtree("val", f.scope, cur.dialect)
             m_where += val_where
-        r_where, r_params = _scope(f.scope, "unit", cur.dialect, indexed=False)
+        r_where, r_params = in_subtree("unit", f.scope, cur.dialect, indexed=False)
     elif dim is None:
         m_where += " AND val = ?"
         m_params_val = [""]
@@ -693,10 +693,6 @@ def _dimension_filters(f: Filters) -> tuple[str, list[Any]]:
             sql += f" AND {column} = ?"
             params.append(value)
     return sql, params
-
-
-def _scope(scope: str | None, column: str, dialect: str, *, indexed: bool) -> tuple[str, list[Any]]:
-    return ("", []) if scope is None else in_subtree(column, scope, dialect, indexed=indexed)
 
 
 def percentiles_ms(agg: Agg) -> dict[str, float | None]:

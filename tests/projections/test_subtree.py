@@ -26,6 +26,14 @@ UNITS = sorted(
 )
 
 
+def fill(views: ViewStore) -> None:
+    """Table u: every unit of UNITS, indexed."""
+    with views.transaction() as cur:
+        cur.execute("CREATE TABLE u (unit TEXT NOT NULL)")
+        cur.execute("CREATE INDEX u_unit ON u (unit)")
+        cur.executemany("INSERT INTO u VALUES (?)", [(u,) for u in UNITS])
+
+
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
@@ -39,10 +47,7 @@ def units(
         server: PostgresServer = request.getfixturevalue("postgres_server")
         name = unique_name("subtree")
         views = ViewStore(postgres_url=server.create_database(name))
-    with views.transaction() as cur:
-        cur.execute("CREATE TABLE u (unit TEXT NOT NULL)")
-        cur.execute("CREATE INDEX u_unit ON u (unit)")
-        cur.executemany("INSERT INTO u VALUES (?)", [(u,) for u in UNITS])
+    fill(views)
     yield views
     views.close()
     if name:
@@ -98,10 +103,8 @@ def test_postgresql_under_a_locale_collation_is_reported_since_like_cannot_use_t
             )
         views = ViewStore(postgres_url=postgres_server.dsn_for(name))
         try:
+            fill(views)
             with views.transaction() as cur:
-                cur.execute("CREATE TABLE u (unit TEXT NOT NULL)")
-                cur.execute("CREATE INDEX u_unit ON u (unit)")
-                cur.executemany("INSERT INTO u VALUES (?)", [(u,) for u in UNITS])
                 cur.execute("SET LOCAL enable_seqscan = off")  # the index if it can at all
                 where, params = in_subtree("unit", "510123001001", cur.dialect)
                 rows = cur.execute(f"EXPLAIN SELECT unit FROM u WHERE 1 = 1{where}", params)
