@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 
@@ -12,10 +11,8 @@ from engine.persistence import postgres_env, store_env
 from engine.service import CaseService
 from engine.settings import Settings
 from engine.timer import AdvisoryLock, Leadership, SoleLeader, Timer
-from engine.viewstore import ViewStore, collation_warning
+from engine.viewstore import ViewStore
 from routing_rules import RuleSet, default_rule_set_path, load_rule_set
-
-log = logging.getLogger(__name__)
 
 
 def load_rules(settings: Settings) -> RuleSet:
@@ -93,9 +90,6 @@ def build_projections_worker(
 
     def run(stop: threading.Event) -> None:
         views = ViewStore.for_settings(settings)
-        warning = collation_warning(views)
-        if warning:
-            log.warning("%s", warning)
         try:
             run_live(Projections(views), service.recorder, service.mapper, stop)
         finally:

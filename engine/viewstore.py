@@ -187,27 +187,6 @@ def _open_store(sqlite_path: str | None, postgres_url: str | None) -> ViewStore:
     return ViewStore(sqlite_path=sqlite_path, postgres_url=postgres_url)
 
 
-def collation_warning(views: ViewStore) -> str | None:
-    """What to tell the operator if the PostgreSQL database does not collate as C: then
-    LIKE 'code%' — the unit-subtree condition of every query narrower than a township
-    (projections.fold.in_subtree) — cannot search the unit indexes, and such queries read
-    a kind's whole range instead. None on SQLite and under the C collation."""
-    if views.dialect != "postgres":
-        return None
-    with views.reading() as cur:
-        row = cur.execute(
-            "SELECT datcollate FROM pg_database WHERE datname = current_database()"
-        ).fetchone()
-    collation = str(row[0]) if row else "?"
-    if collation in ("C", "POSIX"):
-        return None
-    return (
-        f"the database collates as {collation!r}, not C: queries for a village or a household "
-        "scan a whole year of facts instead of the unit index. Create the database with "
-        "TEMPLATE template0 LOCALE 'C' ENCODING 'UTF8' (README: Storage)"
-    )
-
-
 def locked_position(cur: ViewCursor, name: str) -> int:
     """How far `name` has processed the log, read in the caller's write transaction so no
     other follower moves it before the transaction ends (PostgreSQL: the row is locked and

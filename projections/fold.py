@@ -40,6 +40,11 @@ WEEK_ORIGIN = 4 * 24 * 3600 - 8 * 3600
 FOREVER = 1e15  # "no end yet" for intervals and "no limit" for ranges, in epoch seconds
 CHUNK = 500  # keys per IN (...) list
 INDEX_NAME = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+) ON ")
+# Columns holding unit codes, which queries select by prefix (in_subtree). On PostgreSQL
+# they collate as C whatever the database's locale: LIKE 'code%' searches a B-tree index
+# only under C, and C orders codes byte by byte, as SQLite does.
+CODE_COLUMNS = ("unit", "area", "val")
+CODE_TEXT = re.compile(rf"\b({'|'.join(CODE_COLUMNS)}) TEXT\b")
 
 
 def ts(iso: str) -> float:
@@ -240,8 +245,26 @@ class FoldModel(Generic[S]):
             sql = ddl.format(t=self.t(table), **{k: self.t(k) for k in self.tables})
             if table in self.clustered and cur.dialect == "sqlite":
                 sql += " WITHOUT ROWID"
+            if cur.dialect == "postgres":
+                sql = CODE_TEXT.sub(r'\1 TEXT COLLATE "C"', sql)
             cur.execute(sql)
+        if cur.dialect == "postgres":
+            self._collate_codes(cur)
         self.create_indexes(cur)
+
+    def _collate_codes(self, cur: ViewCursor) -> None:
+        """Tables made before the code columns collated as C (PostgreSQL) get them altered;
+        PostgreSQL rebuilds the indexes on them."""
+        tables = [self.t(table) for table in self.tables]
+        rows = cur.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE "
+            f"table_schema = current_schema() AND table_name IN ({', '.join('?' * len(tables))}) "
+            f"AND column_name IN ({', '.join('?' * len(CODE_COLUMNS))}) "
+            "AND collation_name IS DISTINCT FROM 'C'",
+            [*tables, *CODE_COLUMNS],
+        ).fetchall()
+        for table, column in rows:
+            cur.execute(f'ALTER TABLE {table} ALTER COLUMN {column} TYPE TEXT COLLATE "C"')
 
     def create_indexes(self, cur: ViewCursor) -> None:
         for index in self.indexes:
