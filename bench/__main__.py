@@ -73,6 +73,8 @@ def fmt(value: object) -> str:
     if value is None or value == "":
         return "-"
     if isinstance(value, float):
+        if abs(value) < 1:  # a ratio: 0.497 must not read 0.50 beside a 0.5 target
+            return f"{value:.3f}"
         return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"

@@ -7,10 +7,10 @@
    (read in the same batches). Target ratio ≥ 0.5. Measured as `lianhu projections
    rebuild` and `run --once` catch up (the view writes in a second process,
    projections.pipeline) and, on SQLite, again in one process. A full run catches up
-   three times into empty views, each between two raw readings, and reports the
-   median ratio with all three (the same code read 0.27-0.41 in single runs on this
-   shared machine). The folds decode only the stored JSON (no pydantic models): its
-   rate is shown too.
+   three times into empty views, with raw readings before, between and after; the
+   figure is the median catch-up rate over the fastest raw reading, the three ratios
+   shown (the same code read 0.27-0.41 in single runs on this shared machine). The
+   folds decode only the stored JSON (no pydantic models): its rate is shown too.
 2. Query latency p99 of each metric endpoint (through the HTTP app, TestClient) on
    that data: live, with `as_of`, and scoped to a township, a village, a household.
    Target < 50 ms.
@@ -373,22 +373,23 @@ def run(
         readings = [raw_rate(service, head, batch)]
         log(f"raw read+decode {readings[0]:,.0f} events/s; reading JSON only")
         json_only = json_rate(service, head, batch)
-        # Catch-ups and raw readings alternate: each catch-up's ratio is to the faster of the
-        # readings on either side of it (a busy spell during one reading would flatter it),
-        # and the figure is the median catch-up's (one run swung 0.27-0.41 here, same code).
-        runs: list[tuple[float, float]] = []  # (catch-up rate, its raw baseline)
+        # Catch-ups and raw readings alternate, and the baseline is the fastest reading of
+        # the run: a slow spell during a reading cannot flatter a ratio (one run read
+        # 45,600 raw before its first catch-up and 29,600-33,600 after, the catch-ups
+        # steady at 15,800-17,200: the readings next to each would have made 0.35-0.57 of
+        # the same code). The figure is the median catch-up's, all three shown.
+        folds: list[float] = []
         for i in range(catch_ups):
             if i:
                 discard(views, i - 1)
                 views = fresh_views(i)
             log(f"catching up all read models ({i + 1} of {catch_ups})")
-            fold = catch_up_rate(service, views, head)
+            folds.append(catch_up_rate(service, views, head))
             readings.append(raw_rate(service, head, batch))
-            raw = max(readings[-2:])
-            runs.append((fold, raw))
-            log(f"catch-up {fold:,.0f} events/s; raw {readings[-1]:,.0f} (ratio {fold / raw:.3f})")
+            log(f"catch-up {folds[-1]:,.0f} events/s; raw read+decode {readings[-1]:,.0f}")
         log("raw read+decode " + " / ".join(f"{r:,.0f}" for r in readings) + " events/s")
-        fold, raw = sorted(runs, key=lambda r: r[0] / r[1])[len(runs) // 2]
+        raw = max(readings)
+        fold = statistics.median(folds)
         ratio = fold / raw
         serial = 0.0
         if not dsn:  # what the writer process adds (SQLite; PostgreSQL's writes run in its server)
@@ -396,14 +397,14 @@ def run(
             serial = catch_up_rate(service, serial_views, head, pipeline=False)
             serial_views.close()
             log(f"catch-up in one process {serial:,.0f} events/s (ratio {serial / raw:.3f})")
-        spread = " / ".join(f"{f / r:.3f}" for f, r in runs)
-        which = f"; the median of {len(runs)}: {spread}" if len(runs) > 1 else ""
+        spread = " / ".join(f"{f / raw:.3f}" for f in folds)
+        which = f"; the median of {len(folds)}: {spread}" if len(folds) > 1 else ""
         rows.append({
             "measurement": f"catch-up rate, all 5 read models, {head:,} events (as `lianhu "
                            f"projections rebuild` runs it{which})",
             "store": store, "value": round(fold), "unit": "events/s",
             "baseline": "raw read + decode of the same events, same store, same run (the "
-                        "faster of the readings just before and just after that catch-up)",
+                        "fastest of the readings before, between and after the catch-ups)",
             "baseline_value": round(raw), "ratio": round(ratio, 3), "target": "ratio >= 0.5",
             "verdict": "pass" if ratio >= 0.5 else "FAIL",
         })  # fmt: skip

@@ -31,3 +31,9 @@ def test_rerunning_a_section_replaces_it_and_keeps_the_others_byte_for_byte(
     line = {v: runner.table(rows(v)).splitlines()[-1] for v in (11111.0, 44444.0, 66666.0)}
     assert line[66666.0] in text and line[44444.0] not in text and line[11111.0] in text
     assert "\n\n\n" not in text  # no blank lines piling up between sections
+
+
+def test_a_ratio_just_under_its_target_is_not_rounded_up_to_it() -> None:
+    assert runner.fmt(0.497) == "0.497"
+    assert runner.fmt(1.44) == "1.44"
+    assert runner.fmt(16701.0) == "16,701"
