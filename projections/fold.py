@@ -44,7 +44,6 @@ INDEX_NAME = re.compile(r"CREATE INDEX IF NOT EXISTS (\w+) ON ")
 # they collate as C whatever the database's locale: LIKE 'code%' searches a B-tree index
 # only under C, and C orders codes byte by byte, as SQLite does.
 CODE_COLUMNS = ("unit", "area", "val")
-CODE_TEXT = re.compile(rf"\b({'|'.join(CODE_COLUMNS)}) TEXT\b")
 
 
 def ts(iso: str) -> float:
@@ -245,15 +244,14 @@ class FoldModel(Generic[S]):
             sql = ddl.format(t=self.t(table), **{k: self.t(k) for k in self.tables})
             if table in self.clustered and cur.dialect == "sqlite":
                 sql += " WITHOUT ROWID"
-            if cur.dialect == "postgres":
-                sql = CODE_TEXT.sub(r'\1 TEXT COLLATE "C"', sql)
             cur.execute(sql)
         if cur.dialect == "postgres":
             self._collate_codes(cur)
         self.create_indexes(cur)
 
     def _collate_codes(self, cur: ViewCursor) -> None:
-        """Tables made before the code columns collated as C (PostgreSQL) get them altered;
+        """The code columns of the tables collate as C (PostgreSQL): new tables have them
+        altered before their indexes exist; tables made by earlier versions once, and
         PostgreSQL rebuilds the indexes on them."""
         tables = [self.t(table) for table in self.tables]
         rows = cur.execute(
