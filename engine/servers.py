@@ -544,6 +544,61 @@ class _ServerProcess:
                 extra_groups=[] if account is not None else None,
             )
 
+    def _spawn_ready(
+        self,
+        argv: list[str],
+        *,
+        log_path: Path,
+        cwd: Path,
+        env: Mapping[str, str],
+        account: pwd.struct_passwd | None,
+        began: float,
+    ) -> subprocess.Popen[bytes]:
+        """Spawn the server and wait until it accepts clients; killed again if it does not."""
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        proc = self._spawn(argv, log_path=log_path, cwd=cwd, env=env, account=account)
+        try:
+            self._wait_ready(proc, log_path, offset, began + self.start_timeout)
+        except BaseException:
+            _kill_tree(proc)
+            raise
+        return proc
+
+    def _address(self) -> str:
+        """Where clients connect, for messages."""
+        raise NotImplementedError
+
+    def _probe(self) -> None:
+        """Return if the server accepts clients, else raise OSError saying why not."""
+        raise NotImplementedError
+
+    def _wait_ready(
+        self, proc: subprocess.Popen[bytes], log_path: Path, offset: int, deadline: float
+    ) -> None:
+        last_error = "no connection attempt yet"
+        while True:
+            code = proc.poll()
+            if code is not None:
+                tail = _log_tail(log_path, offset)
+                if "address already in use" in tail.lower():
+                    raise _PortInUseError(f"{self._label}: {self._address()} is in use:\n{tail}")
+                raise ServerStartError(
+                    f"{self._label} exited with code {code} before accepting clients on "
+                    f"{self._address()}; log {log_path}:\n{tail}"
+                )
+            try:
+                self._probe()
+                return
+            except OSError as exc:
+                last_error = str(exc).strip()
+            if time.monotonic() >= deadline:
+                raise ServerStartError(
+                    f"{self._label} did not accept clients on {self._address()} within "
+                    f"{self.start_timeout:.0f} s (last error: {last_error}); "
+                    f"log {log_path}:\n{_log_tail(log_path, offset)}"
+                )
+            time.sleep(0.05)
+
     def _started(self, proc: subprocess.Popen[bytes], began: float) -> None:
         self._proc = proc
         self.start_seconds = time.monotonic() - began
@@ -823,49 +878,24 @@ class PostgresServer(_ServerProcess):
         }
         for name, value in options.items():
             argv += ["-c", f"{name}={value}"]
-        log_path = self.log_path
-        offset = log_path.stat().st_size if log_path.exists() else 0
-        proc = self._spawn(
+        return self._spawn_ready(
             argv,
-            log_path=log_path,
+            log_path=self.log_path,
             cwd=data_dir,
             env=self._env(account, data_dir),
             account=account,
+            began=began,
         )
-        try:
-            self._wait_ready(proc, log_path, offset, began + self.start_timeout)
-        except BaseException:
-            _kill_tree(proc)
-            raise
-        return proc
 
-    def _wait_ready(
-        self, proc: subprocess.Popen[bytes], log_path: Path, offset: int, deadline: float
-    ) -> None:
-        last_error = "no connection attempt yet"
-        while True:
-            code = proc.poll()
-            if code is not None:
-                tail = _log_tail(log_path, offset)
-                if "Address already in use" in tail:
-                    raise _PortInUseError(f"port {self.port} is in use:\n{tail}")
-                raise ServerStartError(
-                    f"postgres exited with code {code} before accepting connections on "
-                    f"{self.host}:{self.port}; log {log_path}:\n{tail}"
-                )
-            try:
-                with psycopg.connect(self.dsn, autocommit=True, connect_timeout=2) as conn:
-                    conn.execute("select 1")
-                return
-            except psycopg.OperationalError as exc:
-                last_error = str(exc).strip()
-            if time.monotonic() >= deadline:
-                raise ServerStartError(
-                    f"postgres did not accept connections on {self.host}:{self.port} within "
-                    f"{self.start_timeout:.0f} s (last error: {last_error}); "
-                    f"log {log_path}:\n{_log_tail(log_path, offset)}"
-                )
-            time.sleep(0.05)
+    def _address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _probe(self) -> None:
+        try:
+            with psycopg.connect(self.dsn, autocommit=True, connect_timeout=2) as conn:
+                conn.execute("select 1")
+        except psycopg.OperationalError as exc:
+            raise OSError(str(exc)) from exc
 
 
 def _check_identifier(name: str) -> None:
@@ -1001,41 +1031,12 @@ class NatsServer(_ServerProcess):
         ]
         if self.monitor_port is not None:
             argv += ["--http_port", str(self.monitor_port)]
-        log_path = self.log_path
-        offset = log_path.stat().st_size if log_path.exists() else 0
-        proc = self._spawn(argv, log_path=log_path, cwd=store_dir, env=os.environ, account=None)
-        try:
-            self._wait_ready(proc, log_path, offset, began + self.start_timeout)
-        except BaseException:
-            _kill_tree(proc)
-            raise
-        return proc
+        return self._spawn_ready(
+            argv, log_path=self.log_path, cwd=store_dir, env=os.environ, account=None, began=began
+        )
 
-    def _wait_ready(
-        self, proc: subprocess.Popen[bytes], log_path: Path, offset: int, deadline: float
-    ) -> None:
-        last_error = "no connection attempt yet"
-        while True:
-            code = proc.poll()
-            if code is not None:
-                tail = _log_tail(log_path, offset)
-                if "address already in use" in tail:
-                    raise _PortInUseError(f"port in use:\n{tail}")
-                raise ServerStartError(
-                    f"nats-server exited with code {code} before accepting clients on "
-                    f"{self.url}; log {log_path}:\n{tail}"
-                )
-            try:
-                self._probe()
-                return
-            except OSError as exc:
-                last_error = str(exc)
-            if time.monotonic() >= deadline:
-                raise ServerStartError(
-                    f"nats-server not ready on {self.url} within {self.start_timeout:.0f} s "
-                    f"(last error: {last_error}); log {log_path}:\n{_log_tail(log_path, offset)}"
-                )
-            time.sleep(0.05)
+    def _address(self) -> str:
+        return self.url
 
     def _probe(self) -> None:
         """Raise OSError unless the client port greets with INFO and JetStream is enabled."""
