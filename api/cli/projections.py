@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -19,6 +16,7 @@ from rich.progress import (
 from rich.table import Table
 
 from api.cli.errors import reports_errors
+from api.cli.signals import stop_on_signals
 from api.wiring import build_service, describe_store
 from engine.settings import Settings
 from engine.viewstore import ViewStore
@@ -146,13 +144,7 @@ def run(
             )  # fmt: skip
             typer.echo(f"caught up over {n} log positions")
             return
-        stop = threading.Event()
-
-        def stopping(signum: int, frame: FrameType | None) -> None:
-            stop.set()
-
-        signal.signal(signal.SIGTERM, stopping)
-        signal.signal(signal.SIGINT, stopping)
+        stop = stop_on_signals()
         typer.echo("projections following the log (Ctrl-C stops)")
         run_live(
             projections, service.recorder, service.mapper, stop,

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
-from types import FrameType
 from typing import Annotated
 
 import typer
 
 from api.cli.errors import reports_errors
+from api.cli.signals import stop_on_signals
 from api.wiring import build_service, build_timer, describe_store
 from engine.settings import Settings
 
@@ -45,13 +43,7 @@ def timer(
         if once:
             typer.echo(f"recorded {sla_timer.fire_due()} lights")
             return
-        stop = threading.Event()
-
-        def stopping(signum: int, frame: FrameType | None) -> None:
-            stop.set()
-
-        signal.signal(signal.SIGTERM, stopping)
-        signal.signal(signal.SIGINT, stopping)
+        stop = stop_on_signals()
         typer.echo("SLA timer running (Ctrl-C stops it)")
         sla_timer.run(stop)
     finally:
