@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from engine.viewstore import ViewCursor, hist_counts, hist_text
@@ -424,12 +424,27 @@ class Filters:
     depth: int | None = None
 
 
-@dataclass
 class Agg:
-    n: int = 0
-    value: int = 0
-    flag: int = 0
-    histogram: dict[int, int] = field(default_factory=dict)
+    """Sums of facts: count, value, flag, and the histogram of the values' buckets. A plain
+    class with slots: a report makes one per group, thousands for a heat map."""
+
+    __slots__ = ("flag", "histogram", "n", "value")
+
+    def __init__(
+        self, n: int = 0, value: int = 0, flag: int = 0, histogram: dict[int, int] | None = None
+    ) -> None:
+        self.n, self.value, self.flag = n, value, flag
+        self.histogram: dict[int, int] = {} if histogram is None else histogram
+
+    def __repr__(self) -> str:
+        return f"Agg(n={self.n}, value={self.value}, flag={self.flag}, {self.histogram})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Agg):
+            return NotImplemented
+        return (self.n, self.value, self.flag, self.histogram) == (
+            other.n, other.value, other.flag, other.histogram
+        )  # fmt: skip
 
     def add(self, bucket: int, n: int, value: int, flag: int, hist: str | None = None) -> None:
         """Add a fact (its `bucket`), or a roll-up row (`hist`: its histogram, as stored)."""
@@ -562,15 +577,44 @@ def aggregate(
                         [kind, week_start(w_as_of), as_of, lo_edge, hi_edge, *params, *raw_params],
                     )
                 )
+    return _summed(cur, parts, width, isinstance(group_by, tuple))
+
+
+def _summed(
+    cur: ViewCursor,
+    parts: list[tuple[str, list[Any]]],
+    width: int,
+    tuples: bool,
+    *,
+    int_keys: bool = False,
+) -> dict[Any, Agg]:
+    """The rows of `parts` (`width` group columns, then bucket, n, value, flag and a roll-up
+    row's histogram) summed per group (a tuple of the group columns if `tuples`; an int if
+    `int_keys`), groups that sum to nothing left out. Inline rather than through `Agg.add`:
+    a township's heat map over a year sums ~3,800 rows into ~3,000 groups (fastest of 150
+    runs at 10^6 events: 23 → 20 ms)."""
     out: dict[Any, Agg] = {}
+    get = out.get
     for sql, args in parts:
         for row in cur.execute(sql, args).fetchall():
-            group = tuple(row[:width]) if isinstance(group_by, tuple) else row[0]
+            group: Any = row[:width] if tuples else row[0]
+            if int_keys and group is not None:
+                group = int(group)
             bucket, n, value, flag, hist = row[width:]
-            agg = out.get(group)
+            agg = get(group)
             if agg is None:
-                agg = out[group] = Agg()
-            agg.add(int(bucket), int(n), int(value), int(flag), hist)
+                agg = out[group] = Agg(n, value, flag)
+            else:
+                agg.n += n
+                agg.value += value
+                agg.flag += flag
+            if bucket != NO_BUCKET:
+                h = agg.histogram
+                h[bucket] = h.get(bucket, 0) + n
+            if hist is not None:
+                h = agg.histogram
+                for b, c in hist_counts(hist):
+                    h[b] = h.get(b, 0) + c
     return {g: a for g, a in out.items() if a.n != 0 or a.flag != 0}
 
 
@@ -673,16 +717,8 @@ def _from_marginals(
         plan(b, hi, rec_lo, level + 1)
 
     plan(since, until, -FOREVER, 0)
-    out: dict[Any, Agg] = {}
-    for sql, args in parts:
-        for g, bucket, n, value, flag, hist in cur.execute(sql, args).fetchall():
-            if g is not None and dim == "depth" and group == "depth":
-                g = int(g)
-            agg = out.get(g)
-            if agg is None:
-                agg = out[g] = Agg()
-            agg.add(int(bucket), int(n), int(value), int(flag), hist)
-    return {g: a for g, a in out.items() if a.n != 0 or a.flag != 0}
+    # depths: text in the marginal rows (`val`), integers in the facts
+    return _summed(cur, parts, 1, False, int_keys=dim == "depth" and group == "depth")
 
 
 def _dimension_filters(f: Filters) -> tuple[str, list[Any]]:

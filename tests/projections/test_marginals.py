@@ -47,6 +47,8 @@ FACTS, ROLLUP, MARG = "f_facts", "f_rollup", "f_marg"
 # townships and wider (roll-ups), villages and narrower (facts, by the unit index), a department
 SCOPES = [None, "510123001", "510123", "dept:water", "510123002", "510123001001", "5101230010",
           "510123001001-01"]  # fmt: skip
+# one dimension (the marginal roll-up answers) and several (the weekly one: the heat map's)
+GROUPS = [None, "week", "area", "level", "depth", ("area", "category", "week"), ("level", "depth")]
 
 
 def history(seed: int) -> list[FactRow]:
@@ -68,31 +70,45 @@ def history(seed: int) -> list[FactRow]:
     return sorted(facts, key=lambda f: f[3])  # the log's order: by recorded time
 
 
+def fill(views: ViewStore) -> list[FactRow]:
+    """The fact tables of `history(3)`, written in batches as a follower writes them."""
+    facts = history(3)
+    create_fact_tables(views)
+    with views.transaction() as cur:
+        for index in marginal_indexes("f_marg"):
+            cur.execute(index.format(f_marg=MARG))
+    for lo in range(0, len(facts), 97):
+        with views.transaction() as cur:
+            write_facts(cur, FACTS, ROLLUP, facts[lo : lo + 97])
+            write_marginals(cur, MARG, facts[lo : lo + 97], DIMS)
+    return facts
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ViewStore, list[FactRow]]]:
     path: Path = tmp_path_factory.mktemp("marginals")
     views = ViewStore(sqlite_path=str(path / "v.db"))
-    facts = history(3)
-    with views.transaction() as cur:
-        cur.execute(
-            "CREATE TABLE f_facts (kind TEXT, case_id TEXT, at DOUBLE PRECISION, "
-            "recorded DOUBLE PRECISION, at_week BIGINT, rec_week BIGINT, unit TEXT, area TEXT, "
-            "level TEXT, category TEXT, urgency TEXT, depth BIGINT, bucket BIGINT, n BIGINT, "
-            "value BIGINT, flag BIGINT)"
-        )
-        cur.execute(ROLLUP_DDL.format(t=ROLLUP))
-        cur.execute(MARGINALS_DDL.format(t=MARG))
-        for index in marginal_indexes("f_marg"):
-            cur.execute(index.format(f_marg=MARG))
-    for lo in range(0, len(facts), 97):  # in batches, as a follower writes them
-        with views.transaction() as cur:
-            write_facts(cur, FACTS, ROLLUP, facts[lo : lo + 97])
-            write_marginals(cur, MARG, facts[lo : lo + 97], DIMS)
-    yield views, facts
+    yield views, fill(views)
     views.close()
 
 
-def plain(facts: list[FactRow], kind: str, f: Filters, group: str | None) -> dict[Any, Any]:
+@pytest.fixture(scope="module")
+def pg_store(postgres_server: PostgresServer) -> Iterator[tuple[ViewStore, list[FactRow]]]:
+    name = unique_name("marginals")
+    views = ViewStore(postgres_url=postgres_server.create_database(name))
+    try:
+        yield views, fill(views)
+    finally:
+        views.close()
+        postgres_server.drop_database(name)
+
+
+COLUMN = {"week": 4, "area": 7, "level": 8, "category": 9, "depth": 11}  # in a FactRow
+
+
+def plain(
+    facts: list[FactRow], kind: str, f: Filters, group: str | tuple[str, ...] | None
+) -> dict[Any, Any]:
     since = f.since if f.since is not None else -1e15
     until = f.until if f.until is not None else 1e15
     as_of = f.as_of if f.as_of is not None else 1e15
@@ -107,7 +123,11 @@ def plain(facts: list[FactRow], kind: str, f: Filters, group: str | None) -> dic
         if any(getattr(f, d) is not None and getattr(f, d) != r[i] for d, i in
                (("level", 8), ("category", 9), ("urgency", 10), ("depth", 11))):  # fmt: skip
             continue
-        g = None if group is None else r[{"week": 4, "area": 7, "level": 8, "depth": 11}[group]]
+        g: Any
+        if isinstance(group, tuple):
+            g = tuple(r[COLUMN[c]] for c in group)
+        else:
+            g = None if group is None else r[COLUMN[group]]
         out.setdefault(g, Agg()).add(r[12], r[13], r[14], r[15])
     return {g: shape(a) for g, a in out.items() if a.n != 0 or a.flag != 0}
 
@@ -128,7 +148,7 @@ moments = st.floats(0, 1).map(lambda x: T0 - 20 * 86400 + x * (SPAN + 60 * 86400
     scope=st.sampled_from(SCOPES),
     level=st.sampled_from([None, None, "township"]),
     depth=st.sampled_from([None, None, 1]),
-    group=st.sampled_from([None, "week", "area", "level", "depth"]),
+    group=st.sampled_from(GROUPS),
 )
 def test_roll_ups_equal_a_plain_sum(
     store: tuple[ViewStore, list[FactRow]],
@@ -139,10 +159,17 @@ def test_roll_ups_equal_a_plain_sum(
     scope: str | None,
     level: str | None,
     depth: int | None,
-    group: str | None,
+    group: str | tuple[str, ...] | None,
 ) -> None:
     views, facts = store
     f = Filters(since=since, until=until, as_of=as_of, scope=scope, level=level, depth=depth)
+    assert_answers_a_plain_sum(views, facts, kind, f, group)
+
+
+def assert_answers_a_plain_sum(
+    views: ViewStore, facts: list[FactRow], kind: str, f: Filters, group: Any
+) -> None:
+    """Through the marginal roll-up and through the weekly one."""
     expected = plain(facts, kind, f, group)
     with views.reading() as cur:
         for marginals in (MARG, None):
@@ -151,6 +178,31 @@ def test_roll_ups_equal_a_plain_sum(
                 marginal_dims=DIMS,
             )  # fmt: skip
             assert {g: shape(a) for g, a in got.items()} == expected, marginals
+
+
+@pytest.mark.postgres
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    kind=st.sampled_from(["a", "b"]),
+    since=st.none() | moments,
+    until=st.none() | moments,
+    as_of=st.none() | moments,
+    scope=st.sampled_from(SCOPES),
+    group=st.sampled_from(GROUPS),
+)
+def test_roll_ups_equal_a_plain_sum_on_postgresql(
+    pg_store: tuple[ViewStore, list[FactRow]],
+    kind: str,
+    since: float | None,
+    until: float | None,
+    as_of: float | None,
+    scope: str | None,
+    group: str | tuple[str, ...] | None,
+) -> None:
+    """The same on PostgreSQL, whose scopes are LIKE patterns (SQLite's are ranges)."""
+    views, facts = pg_store
+    f = Filters(since=since, until=until, as_of=as_of, scope=scope)
+    assert_answers_a_plain_sum(views, facts, kind, f, group)
 
 
 def test_a_county_year_reads_quarters(store: tuple[ViewStore, list[FactRow]]) -> None:
