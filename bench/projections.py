@@ -297,7 +297,8 @@ def latencies(
         "board as_of": lambda: {"as_of": when()},
         "indicators": lambda: {},
         "indicators as_of, township": lambda: {"as_of": when(), "unit": rng.choice(townships)},
-        "heatmap township, one month": lambda: {
+        "heatmap county, the whole year": lambda: {},
+        "heatmap township, one to eleven months": lambda: {
             "unit": rng.choice(townships),
             "since": (T0 + timedelta(days=rng.randint(0, 300))).isoformat(),
             "until": (T0 + timedelta(days=330)).isoformat(),

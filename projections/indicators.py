@@ -21,13 +21,10 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from engine.values import Outcome, ReturnReason
-from engine.viewstore import ViewCursor
 from projections.fold import Rec, area_of, ts, village_of
 from projections.measures import (
-    Agg,
     FactModel,
     FactRow,
-    Filters,
     cancelled,
     fact,
     legacy_fact,
@@ -141,6 +138,7 @@ class Indicators(FactModel[CaseFacts]):
     name: ClassVar[str] = "indicators.g1"
     prefix: ClassVar[str] = "in"
     kinds: ClassVar[tuple[str, ...]] = KINDS
+    area_lengths: ClassVar[dict[str, int]] = {"filed": 12}  # filings per village
 
     @staticmethod
     def decode(data: Any) -> CaseFacts:
@@ -151,16 +149,3 @@ class Indicators(FactModel[CaseFacts]):
         return (category, urgency, unit, level, facts, legacy_fact(rating))
 
     evolve = staticmethod(evolve)  # the pure fold itself: one call per event, not two
-
-    def query(
-        self,
-        cur: ViewCursor,
-        kind: str,
-        filters: Filters,
-        group_by: str | tuple[str, ...] | None = None,
-        *,
-        area_length: int = 9,
-    ) -> dict[Any, Agg]:
-        """Filings are counted per village (12-digit area), the rest per township."""
-        area = 12 if kind == "filed" else area_length
-        return super().query(cur, kind, filters, group_by, area_length=area)

@@ -500,32 +500,105 @@ def aggregate(
     A question about at most one dimension (filtered, scoped or grouped by) is answered
     from the marginal roll-up, if the model keeps one; others from the weekly roll-up.
     """
-    columns = (group_by,) if isinstance(group_by, str) else (group_by or ())
-    for column in columns:
-        if column not in GROUPS:
-            raise ValueError(f"cannot group by {column!r}; use one of {sorted(GROUPS)}")
-    f = filters
-    since = f.since if f.since is not None else -FOREVER
-    until = f.until if f.until is not None else FOREVER
-    as_of = f.as_of if f.as_of is not None else FOREVER
-    if as_of < FOREVER:
-        until = min(until, as_of + 1e-6)  # nothing at or after T can be recorded by T
-    if until <= since:
+    columns = _columns(group_by)
+    span = _span(filters)
+    if span is None:
         return {}
-    scope_ok = f.scope is None or f.scope.startswith("dept:") or len(f.scope) <= area_length
-    if marginals_table is not None and scope_ok and "unit" not in columns:
+    since, until, as_of = span
+    f = filters
+    if marginals_table is not None and _in_roll_up(f, area_length) and "unit" not in columns:
         dim = _one_dimension(f, columns, marginal_dims)
         if dim is not False:
             return _from_marginals(
                 cur, facts_table, marginals_table, kind, f, columns, dim, area_length,
                 since, until, as_of,
             )  # fmt: skip
+    parts = _weekly_parts(
+        cur, facts_table, rollup_table, kind, f, columns, area_length, span,
+        ("bucket, n, value, flag, NULL", f"{NO_BUCKET}, n, value, flag, hist"),
+    )  # fmt: skip
+    return _summed(cur, parts, max(1, len(columns)), isinstance(group_by, tuple))
+
+
+def count(
+    cur: ViewCursor,
+    facts_table: str,
+    rollup_table: str,
+    kind: str,
+    filters: Filters,
+    group_by: tuple[str, ...],
+    *,
+    area_length: int = 9,
+) -> dict[tuple[Any, ...], int]:
+    """The facts of `kind` matching `filters` counted (their `n` summed) per group of the
+    `group_by` columns, read as `aggregate` reads the weekly roll-up and the facts at its
+    edges, but without values, flags or histograms; groups counting 0 left out. What the
+    heat map needs: ~16,500 groups for a county-year, where summing `Agg`s, each cell a
+    dict, took ~90 ms."""
+    columns = _columns(group_by)
+    span = _span(filters)
+    if span is None:
+        return {}
+    parts = _weekly_parts(
+        cur, facts_table, rollup_table, kind, filters, columns, area_length, span, ("n", "n")
+    )
+    width = len(columns)
+    out: dict[tuple[Any, ...], int] = {}
+    get = out.get
+    for sql, args in parts:
+        for row in cur.execute(sql, args).fetchall():
+            key = row[:width]
+            out[key] = get(key, 0) + row[width]
+    return {key: n for key, n in out.items() if n}
+
+
+def _columns(group_by: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    columns = (group_by,) if isinstance(group_by, str) else (group_by or ())
+    for column in columns:
+        if column not in GROUPS:
+            raise ValueError(f"cannot group by {column!r}; use one of {sorted(GROUPS)}")
+    return columns
+
+
+def _in_roll_up(f: Filters, area_length: int) -> bool:
+    """Whether the roll-ups' areas (codes of `area_length`, or departments) can answer for
+    the scope: no scope, a department, or a scope as wide as an area or wider."""
+    return f.scope is None or f.scope.startswith("dept:") or len(f.scope) <= area_length
+
+
+def _span(f: Filters) -> tuple[float, float, float] | None:
+    """(since, until, as_of) with open ends as ±FOREVER; None if nothing can match."""
+    since = f.since if f.since is not None else -FOREVER
+    until = f.until if f.until is not None else FOREVER
+    as_of = f.as_of if f.as_of is not None else FOREVER
+    if as_of < FOREVER:
+        until = min(until, as_of + 1e-6)  # nothing at or after T can be recorded by T
+    return None if until <= since else (since, until, as_of)
+
+
+def _weekly_parts(
+    cur: ViewCursor,
+    facts_table: str,
+    rollup_table: str,
+    kind: str,
+    f: Filters,
+    columns: tuple[str, ...],
+    area_length: int,
+    span: tuple[float, float, float],
+    values: tuple[str, str],
+) -> list[tuple[str, list[Any]]]:
+    """The statements (and parameters) that read a question from the weekly roll-up (whole
+    weeks) and the facts (the range's edges, facts recorded late, or all of them for a
+    scope narrower than the roll-up's areas). Each selects the group columns, then
+    `values`: the expressions read from the facts and from the roll-up."""
+    since, until, as_of = span
+    raw_values, rollup_values = values
+    scope_ok = _in_roll_up(f, area_length)
     use_rollup = scope_ok and "unit" not in columns
     dims, params = _dimension_filters(f)
     group_col = ", ".join("at_week" if c == "week" else c for c in columns) or "NULL"
-    width = max(1, len(columns))
     parts: list[tuple[str, list[Any]]] = []
-    raw = f"SELECT {group_col}, bucket, n, value, flag, NULL FROM {facts_table} WHERE kind = ?"
+    raw = f"SELECT {group_col}, {raw_values} FROM {facts_table} WHERE kind = ?"
     # the unit index for a narrower scope; a wider one reads the roll-ups, and the facts at
     # their edges by time
     raw_dims, raw_params = in_subtree("unit", f.scope, cur.dialect, indexed=not scope_ok)
@@ -554,7 +627,7 @@ def aggregate(
             lo_edge, hi_edge = week_start(w_lo), week_start(w_hi + 1)
             parts.append(
                 (
-                    f"SELECT {group_col}, {NO_BUCKET}, n, value, flag, hist FROM "
+                    f"SELECT {group_col}, {rollup_values} FROM "
                     f"{rollup_table} WHERE kind = ? AND at_week >= ? AND at_week <= ? "
                     f"AND rec_week < ?{dims}{roll_dims}",
                     [kind, w_lo, w_hi, w_as_of, *params, *roll_params],
@@ -577,7 +650,7 @@ def aggregate(
                         [kind, week_start(w_as_of), as_of, lo_edge, hi_edge, *params, *raw_params],
                     )
                 )
-    return _summed(cur, parts, width, isinstance(group_by, tuple))
+    return parts
 
 
 def _summed(
@@ -767,6 +840,8 @@ class FactModel(FoldModel[S]):
 
     prefix: ClassVar[str]
     kinds: ClassVar[tuple[str, ...]] = ()
+    # the length of the unit codes a kind's facts are rolled up by, where not a township's
+    area_lengths: ClassVar[dict[str, int]] = {}
     extra_tables: ClassVar[dict[str, str]] = {}
     marginal_dims: ClassVar[tuple[str, ...]] = ("level", "area", "category", "urgency")
 
@@ -826,8 +901,7 @@ class FactModel(FoldModel[S]):
         *,
         area_length: int = 9,
     ) -> dict[Any, Agg]:
-        if self.kinds and kind not in self.kinds:
-            raise ValueError(f"unknown {self.base_name} kind {kind!r}; use one of {self.kinds}")
+        self._check(kind)
         return aggregate(
             cur,
             self.t(f"{self.prefix}_facts"),
@@ -835,7 +909,22 @@ class FactModel(FoldModel[S]):
             kind,
             filters,
             group_by=group_by,
-            area_length=area_length,
+            area_length=self.area_lengths.get(kind, area_length),
             marginals_table=self.t(f"{self.prefix}_marg"),
             marginal_dims=self.marginal_dims,
         )
+
+    def count(
+        self, cur: ViewCursor, kind: str, filters: Filters, group_by: tuple[str, ...]
+    ) -> dict[tuple[Any, ...], int]:
+        """The facts of `kind` counted per group (measures.count)."""
+        self._check(kind)
+        p = self.prefix
+        return count(
+            cur, self.t(f"{p}_facts"), self.t(f"{p}_rollup"), kind, filters, group_by,
+            area_length=self.area_lengths.get(kind, 9),
+        )  # fmt: skip
+
+    def _check(self, kind: str) -> None:
+        if self.kinds and kind not in self.kinds:
+            raise ValueError(f"unknown {self.base_name} kind {kind!r}; use one of {self.kinds}")

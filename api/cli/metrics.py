@@ -166,8 +166,14 @@ def heatmap(
     unit: Unit = None, since: When = None, until: When = None, as_of: When = None,
     as_json: Json = False, catch_up: CatchUp = True,
 ) -> None:  # fmt: skip
-    """Petitions per village × category × week."""
+    """Petitions per village × category × week (the weeks with any, one line each)."""
     with _open(catch_up) as (p, _):
         data = reports.heatmap(p, _filters(unit, since, until, as_of))
+    cells = [
+        {"village": r["village"], "category": r["category"], "week": week, "count": n}
+        for r in data["rows"]
+        for week, n in zip(data["weeks"], r["counts"], strict=True)
+        if n
+    ]
     cols = ["village", "category", "week", "count"]
-    _print(data, as_json, _rows(f"demand ({data['total']} petitions)", data["cells"], cols))
+    _print(data, as_json, _rows(f"demand ({data['total']} petitions)", cells, cols))

@@ -207,7 +207,9 @@ def heatmap(
     until: Until = None,
     as_of: AsOf = None,
 ) -> OrjsonResponse:
-    """Petitions filed, per village, category and week (weeks start Monday, Beijing time)."""
+    """Petitions filed, per village, category and week (weeks start Monday, Beijing time):
+    `weeks` (each from the first to the last with a petition, by its Monday's date) and a
+    row per village and category with its count in each of those weeks."""
     f = _filters(principal, unit, since, until, as_of, category=category)
     return report({**reports.heatmap(projections, f), "as_of": as_of})
 

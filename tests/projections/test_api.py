@@ -126,10 +126,11 @@ def test_indicators_and_heatmap(
     assert body["collection_timeliness"] == {"count": 1, "yes": 1, "share": 1.0}
     assert body["mediation_success"] == {"count": 1, "yes": 1, "share": 1.0}
     assert body["satisfaction"]["share"] == 1.0
-    assert heat["cells"] == [
-        {"village": "510123001001", "category": "service_demand", "week": "2026-03-02",
-         "count": 1}
-    ]  # fmt: skip
+    assert heat["weeks"] == ["2026-03-02"]
+    assert heat["rows"] == [
+        {"village": "510123001001", "category": "service_demand", "counts": [1], "total": 1}
+    ]
+    assert heat["total"] == 1
 
 
 def test_the_case_list_filters_and_pages_by_cursor(

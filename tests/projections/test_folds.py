@@ -10,6 +10,7 @@ import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, timedelta, timezone
 from pathlib import Path
 from uuid import UUID
 
@@ -21,6 +22,7 @@ from engine.events import CaseEvent, CaseReopened, CaseResumed, CaseSuspended, P
 from engine.persistence import sqlite_env
 from engine.service import CaseService
 from engine.viewstore import ViewStore
+from projections import reports
 from projections.case_list import OPEN, CaseRow, _evolve_row, evolve_row, light_of
 from projections.fold import Decoder, Rec, record_of
 from projections.measures import RELATIVE_ERROR, Agg, Filters
@@ -133,6 +135,31 @@ def test_indicators_match_a_plain_computation(seed: int) -> None:
     assert {u: (a.n, a.flag, a.value) for u, a in units.items()} == {
         u: (n, expected.returns[u], expected.unclear[u]) for u, n in expected.assignments.items()
     }
+
+
+@FOLD_SETTINGS
+@given(seed=st.integers(0, 10_000), cases=st.integers(1, 40))
+def test_the_heat_map_counts_each_filing_in_its_village_category_and_week(
+    seed: int, cases: int
+) -> None:
+    with world(seed, cases=cases, steps=20) as (service, projections, ids, _):
+        filings = [h[0] for h in oracle.histories(service, ids)]
+        heat = reports.heatmap(projections, Filters())
+    beijing = timezone(timedelta(hours=8))
+    expected: Counter[tuple[str, str, date]] = Counter()
+    for e in filings:
+        assert isinstance(e, PetitionFiled)
+        day = e.timestamp.astimezone(beijing).date()
+        expected[(e.household_unit[:12], e.category, day - timedelta(days=day.weekday()))] += 1
+    first, last = min(m for _, _, m in expected), max(m for _, _, m in expected)
+    weeks = [first + timedelta(weeks=i) for i in range((last - first).days // 7 + 1)]
+    assert heat["weeks"] == [w.isoformat() for w in weeks]
+    rows = []
+    for v, c in sorted({(v, c) for v, c, _ in expected}):
+        counts = [expected[(v, c, w)] for w in weeks]
+        rows.append({"village": v, "category": c, "counts": counts, "total": sum(counts)})
+    assert heat["rows"] == rows
+    assert heat["total"] == len(filings) == cases
 
 
 def expected_board(

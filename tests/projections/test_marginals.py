@@ -28,6 +28,7 @@ from projections.measures import (
     RollupMemory,
     aggregate,
     cancelled,
+    count,
     fact,
     marginal_indexes,
     write_fact_tables,
@@ -169,7 +170,7 @@ def test_roll_ups_equal_a_plain_sum(
 def assert_answers_a_plain_sum(
     views: ViewStore, facts: list[FactRow], kind: str, f: Filters, group: Any
 ) -> None:
-    """Through the marginal roll-up and through the weekly one."""
+    """Through the marginal roll-up, through the weekly one, and counted (`count`)."""
     expected = plain(facts, kind, f, group)
     with views.reading() as cur:
         for marginals in (MARG, None):
@@ -178,6 +179,9 @@ def assert_answers_a_plain_sum(
                 marginal_dims=DIMS,
             )  # fmt: skip
             assert {g: shape(a) for g, a in got.items()} == expected, marginals
+        if isinstance(group, tuple):  # the heat map's question: counts only
+            counted = count(cur, FACTS, ROLLUP, kind, f, group)
+            assert counted == {g: e[0] for g, e in expected.items() if e[0]}
 
 
 @pytest.mark.postgres
