@@ -519,7 +519,7 @@ class _ServerProcess:
         self._proc = None
 
     # -- helpers for subclasses
-    def _spawn(
+    def _spawn_ready(
         self,
         argv: list[str],
         *,
@@ -527,11 +527,15 @@ class _ServerProcess:
         cwd: Path,
         env: Mapping[str, str],
         account: pwd.struct_passwd | None,
+        began: float,
     ) -> subprocess.Popen[bytes]:
+        """Spawn the server (its output to `log_path`, in its own process group, as
+        `account` if given) and wait until it accepts clients; killed again if it does not."""
+        offset = log_path.stat().st_size if log_path.exists() else 0
         with log_path.open("ab") as log_file:
             if account is not None:
                 os.chown(log_path, account.pw_uid, account.pw_gid)
-            return subprocess.Popen(
+            proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
@@ -543,20 +547,6 @@ class _ServerProcess:
                 group=account.pw_gid if account is not None else None,
                 extra_groups=[] if account is not None else None,
             )
-
-    def _spawn_ready(
-        self,
-        argv: list[str],
-        *,
-        log_path: Path,
-        cwd: Path,
-        env: Mapping[str, str],
-        account: pwd.struct_passwd | None,
-        began: float,
-    ) -> subprocess.Popen[bytes]:
-        """Spawn the server and wait until it accepts clients; killed again if it does not."""
-        offset = log_path.stat().st_size if log_path.exists() else 0
-        proc = self._spawn(argv, log_path=log_path, cwd=cwd, env=env, account=account)
         try:
             self._wait_ready(proc, log_path, offset, began + self.start_timeout)
         except BaseException:

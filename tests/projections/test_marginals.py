@@ -138,18 +138,21 @@ def shape(a: Agg) -> tuple[int, int, int, dict[int, int]]:
 
 
 moments = st.floats(0, 1).map(lambda x: T0 - 20 * 86400 + x * (SPAN + 60 * 86400))
+QUESTIONS = {  # what is asked of the fact tables
+    "kind": st.sampled_from(["a", "b"]),
+    "since": st.none() | moments,
+    "until": st.none() | moments,
+    "as_of": st.none() | moments,
+    "scope": st.sampled_from(SCOPES),
+    "group": st.sampled_from(GROUPS),
+}
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
-    kind=st.sampled_from(["a", "b"]),
-    since=st.none() | moments,
-    until=st.none() | moments,
-    as_of=st.none() | moments,
-    scope=st.sampled_from(SCOPES),
+    **QUESTIONS,
     level=st.sampled_from([None, None, "township"]),
     depth=st.sampled_from([None, None, 1]),
-    group=st.sampled_from(GROUPS),
 )
 def test_roll_ups_equal_a_plain_sum(
     store: tuple[ViewStore, list[FactRow]],
@@ -186,14 +189,7 @@ def assert_answers_a_plain_sum(
 
 @pytest.mark.postgres
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-@given(
-    kind=st.sampled_from(["a", "b"]),
-    since=st.none() | moments,
-    until=st.none() | moments,
-    as_of=st.none() | moments,
-    scope=st.sampled_from(SCOPES),
-    group=st.sampled_from(GROUPS),
-)
+@given(**QUESTIONS)
 def test_roll_ups_equal_a_plain_sum_on_postgresql(
     pg_store: tuple[ViewStore, list[FactRow]],
     kind: str,
