@@ -139,6 +139,7 @@ class Indicators(FactModel[CaseFacts]):
     prefix: ClassVar[str] = "in"
     kinds: ClassVar[tuple[str, ...]] = KINDS
     area_lengths: ClassVar[dict[str, int]] = {"filed": 12}  # filings per village
+    heat_kinds: ClassVar[tuple[str, ...]] = ("filed",)  # the demand heat map
 
     @staticmethod
     def decode(data: Any) -> CaseFacts:

@@ -19,6 +19,7 @@ from projections import pipeline
 from projections.fold import WEEK, WEEK_ORIGIN, area_of
 from projections.measures import (
     FACTS_DDL,
+    HEAT_GROUPS,
     MARGINALS_DDL,
     NO_BUCKET,
     ROLLUP_DDL,
@@ -30,6 +31,7 @@ from projections.measures import (
     cancelled,
     count,
     fact,
+    heat_counts,
     marginal_indexes,
     write_fact_tables,
     write_facts,
@@ -81,7 +83,7 @@ def fill(views: ViewStore) -> list[FactRow]:
     for lo in range(0, len(facts), 97):
         with views.transaction() as cur:
             write_facts(cur, FACTS, ROLLUP, facts[lo : lo + 97])
-            write_marginals(cur, MARG, facts[lo : lo + 97], DIMS)
+            write_marginals(cur, MARG, facts[lo : lo + 97], DIMS, heat_kinds=("a", "b"))
     return facts
 
 
@@ -183,8 +185,10 @@ def assert_answers_a_plain_sum(
             )  # fmt: skip
             assert {g: shape(a) for g, a in got.items()} == expected, marginals
         if isinstance(group, tuple):  # the heat map's question: counts only
-            counted = count(cur, FACTS, ROLLUP, kind, f, group)
-            assert counted == {g: e[0] for g, e in expected.items() if e[0]}
+            counts = {g: e[0] for g, e in expected.items() if e[0]}
+            assert count(cur, FACTS, ROLLUP, kind, f, group) == counts
+            if group == HEAT_GROUPS:  # from the packed rows where they can answer
+                assert heat_counts(cur, FACTS, ROLLUP, MARG, kind, f) == counts
 
 
 @pytest.mark.postgres
@@ -203,6 +207,61 @@ def test_roll_ups_equal_a_plain_sum_on_postgresql(
     views, facts = pg_store
     f = Filters(since=since, until=until, as_of=as_of, scope=scope)
     assert_answers_a_plain_sum(views, facts, kind, f, group)
+
+
+HEAT_QUESTIONS = {
+    "kind": st.sampled_from(["a", "b"]),
+    "since": st.none() | moments,
+    "until": st.none() | moments,
+    "scope": st.sampled_from(SCOPES),
+    "category": st.sampled_from([None, "x"]),
+}
+
+
+def assert_heat_counts_as_the_facts(
+    views: ViewStore, facts: list[FactRow], kind: str, f: Filters
+) -> None:
+    expected = {g: e[0] for g, e in plain(facts, kind, f, HEAT_GROUPS).items() if e[0]}
+    with views.reading() as cur:
+        assert heat_counts(cur, FACTS, ROLLUP, MARG, kind, f) == expected
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(**HEAT_QUESTIONS)
+def test_the_packed_heat_map_rows_count_what_the_facts_count(
+    store: tuple[ViewStore, list[FactRow]],
+    kind: str,
+    since: float | None,
+    until: float | None,
+    scope: str | None,
+    category: str | None,
+) -> None:
+    """The heat map's question (per area, category and week, live) from the packed rows
+    and the facts at the range's edges, scoped and filtered by category."""
+    f = Filters(since=since, until=until, scope=scope, category=category)
+    assert_heat_counts_as_the_facts(*store, kind, f)
+
+
+@pytest.mark.postgres
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(**HEAT_QUESTIONS)
+def test_the_packed_heat_map_rows_count_what_the_facts_count_on_postgresql(
+    pg_store: tuple[ViewStore, list[FactRow]],
+    kind: str,
+    since: float | None,
+    until: float | None,
+    scope: str | None,
+    category: str | None,
+) -> None:
+    f = Filters(since=since, until=until, scope=scope, category=category)
+    assert_heat_counts_as_the_facts(*pg_store, kind, f)
+
+
+def test_views_from_before_the_packed_heat_map_rows_get_them_at_start() -> None:
+    def without_heat_rows(cur: Any, t: Callable[[str], str]) -> None:
+        cur.execute(f"DELETE FROM {t('marg')} WHERE dim = 'heat'")
+
+    assert_refilled_at_start("indicators", 5, "marg", without_heat_rows)
 
 
 def test_a_county_year_reads_quarters(store: tuple[ViewStore, list[FactRow]]) -> None:
