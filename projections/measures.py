@@ -32,6 +32,8 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+import orjson
+
 from engine.viewstore import ViewCursor, hist_counts, hist_text
 from projections.fold import (
     FOREVER,
@@ -589,6 +591,75 @@ def count(
 HEAT_GROUPS = ("area", "category", "week")
 
 
+HeatRows = dict[tuple[str, str], dict[int, int]]
+"""(area, category) → week → count: a heat map's rows."""
+
+
+def heat_rows(
+    cur: ViewCursor,
+    facts_table: str,
+    rollup_table: str,
+    marginals_table: str,
+    kind: str,
+    filters: Filters,
+    *,
+    area_length: int = 9,
+) -> HeatRows:
+    """The facts of `kind` counted per area, category and week, as the heat map's rows,
+    for a kind the marginal roll-up packs (`heat_sums`): the whole weeks of the range from
+    the packed rows, its edges from the facts. Only for the live view (no as_of: the
+    packed rows hold each week as recorded so far) and a scope no narrower than an area,
+    without level, urgency or depth; any other question is counted as `count` does. Rows
+    and weeks counting 0 are left out."""
+    f = filters
+    span = _span(f)
+    plain = (
+        f.as_of is not None or not _in_roll_up(f, area_length) or (f.scope or "").startswith(
+            "dept:") or any(v is not None for v in (f.level, f.urgency, f.depth))
+    )  # fmt: skip
+    out: HeatRows = {}
+    if span is None:
+        return out
+    since, until, _ = span
+    w_lo, w_hi = _whole_weeks(since, until, FOREVER)
+    packed = f"SELECT 1 FROM {marginals_table} WHERE kind = ? AND dim = ? LIMIT 1"
+    # no whole week; or views made before the packed rows, until a follower starts
+    if plain or w_lo > w_hi or cur.execute(packed, [kind, HEAT]).fetchone() is None:
+        w_lo, w_hi = 0, -1
+        edges = [f]
+    else:
+        val_where, val_params = in_subtree("val", f.scope, cur.dialect)
+        for val, hist in cur.execute(
+            f"SELECT val, hist FROM {marginals_table} WHERE kind = ? AND dim = ? AND span = ? "
+            f"AND period >= ? AND period <= ?{val_where}",
+            [kind, HEAT, HEAT_SPAN, w_lo // HEAT_SPAN, w_hi // HEAT_SPAN, *val_params],
+        ).fetchall():
+            area, category = val.split("\t")
+            if (f.category is not None and category != f.category) or hist is None:
+                continue
+            row = out.get((area, category))
+            if row is None:
+                row = out[(area, category)] = {}
+            for week, n in orjson.loads(hist):  # [[week, count], ...]
+                if w_lo <= week <= w_hi:
+                    row[week] = row.get(week, 0) + n
+        edges = [
+            dataclasses.replace(f, since=lo, until=hi)
+            for lo, hi in ((since, week_start(w_lo)), (week_start(w_hi + 1), until))
+            if lo < hi
+        ]
+    for edge in edges:
+        counted = count(
+            cur, facts_table, rollup_table, kind, edge, HEAT_GROUPS, area_length=area_length
+        )
+        for (area, category, week), n in counted.items():
+            row = out.get((area, category))
+            if row is None:
+                row = out[(area, category)] = {}
+            row[week] = row.get(week, 0) + n
+    return {k: kept for k, row in out.items() if (kept := {w: n for w, n in row.items() if n})}
+
+
 def heat_counts(
     cur: ViewCursor,
     facts_table: str,
@@ -599,49 +670,11 @@ def heat_counts(
     *,
     area_length: int = 9,
 ) -> dict[tuple[Any, ...], int]:
-    """`count(..., ("area", "category", "week"))` for a kind the marginal roll-up packs
-    (`heat_sums`): the whole weeks of the range from the packed rows, its edges from the
-    facts. Only for the live view (no as_of: the packed rows hold each week as recorded
-    so far) and a scope no narrower than an area, without level, urgency or depth; any
-    other question is counted as `count` does."""
-    f = filters
-    span = _span(f)
-    plain = (
-        f.as_of is not None or not _in_roll_up(f, area_length) or (f.scope or "").startswith(
-            "dept:") or any(v is not None for v in (f.level, f.urgency, f.depth))
-    )  # fmt: skip
-    if span is None or plain:
-        return count(cur, facts_table, rollup_table, kind, f, HEAT_GROUPS, area_length=area_length)
-    since, until, _ = span
-    w_lo, w_hi = _whole_weeks(since, until, FOREVER)
-    packed = f"SELECT 1 FROM {marginals_table} WHERE kind = ? AND dim = ? LIMIT 1"
-    if w_lo > w_hi or cur.execute(packed, [kind, HEAT]).fetchone() is None:
-        # no whole week; or views made before the packed rows, until a follower starts
-        return count(cur, facts_table, rollup_table, kind, f, HEAT_GROUPS, area_length=area_length)
-    val_where, val_params = in_subtree("val", f.scope, cur.dialect)
-    rows = cur.execute(
-        f"SELECT val, hist FROM {marginals_table} WHERE kind = ? AND dim = ? AND span = ? "
-        f"AND period >= ? AND period <= ?{val_where}",
-        [kind, HEAT, HEAT_SPAN, w_lo // HEAT_SPAN, w_hi // HEAT_SPAN, *val_params],
-    ).fetchall()
-    out: dict[tuple[Any, ...], int] = {}
-    get = out.get
-    for val, hist in rows:
-        area, category = val.split("\t")
-        if f.category is not None and category != f.category:
-            continue
-        for week, n in hist_counts(hist):
-            if w_lo <= week <= w_hi:
-                key = (area, category, week)
-                out[key] = get(key, 0) + n
-    for lo, hi in ((since, week_start(w_lo)), (week_start(w_hi + 1), until)):
-        if lo < hi:
-            edge = dataclasses.replace(f, since=lo, until=hi)
-            for key, n in count(
-                cur, facts_table, rollup_table, kind, edge, HEAT_GROUPS, area_length=area_length
-            ).items():
-                out[key] = get(key, 0) + n
-    return {key: n for key, n in out.items() if n}
+    """`heat_rows` as `count(..., ("area", "category", "week"))` answers."""
+    rows = heat_rows(
+        cur, facts_table, rollup_table, marginals_table, kind, filters, area_length=area_length
+    )
+    return {(a, c, w): n for (a, c), weeks in rows.items() for w, n in weeks.items()}
 
 
 def _whole_weeks(since: float, until: float, as_of: float) -> tuple[int, int]:
@@ -1053,6 +1086,15 @@ class FactModel(FoldModel[S]):
         return count(
             cur, self.t(f"{p}_facts"), self.t(f"{p}_rollup"), kind, filters, group_by,
             area_length=self.area_lengths.get(kind, 9),
+        )  # fmt: skip
+
+    def heat(self, cur: ViewCursor, kind: str, filters: Filters) -> HeatRows:
+        """The facts of `kind` per area, category and week, as rows (measures.heat_rows)."""
+        self._check(kind)
+        p = self.prefix
+        return heat_rows(
+            cur, self.t(f"{p}_facts"), self.t(f"{p}_rollup"), self.t(f"{p}_marg"), kind,
+            filters, area_length=self.area_lengths.get(kind, 9),
         )  # fmt: skip
 
     def _check(self, kind: str) -> None:

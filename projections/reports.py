@@ -174,26 +174,21 @@ def heatmap(p: Projections, filters: Filters) -> dict[str, Any]:
     with p.views.reading() as cur:
         model = p.model("indicators", cur)
         assert isinstance(model, Indicators)
-        counted = model.count(cur, "filed", filters, ("area", "category", "week"))
+        counted = model.heat(cur, "filed", filters)
     if not counted:
         return {"weeks": [], "rows": [], "total": 0}
-    seen = {int(key[2]) for key in counted}
-    first, weeks = min(seen), max(seen) - min(seen) + 1
-    rows: dict[tuple[str, str], list[int]] = {}
-    get = rows.get
-    for (village, category, week), n in counted.items():
-        row = get((village, category))
-        if row is None:
-            row = rows[(village, category)] = [0] * weeks
-        row[int(week) - first] = n
-    return {
-        "weeks": [week_label(first + i) for i in range(weeks)],
-        "rows": [
-            {"village": v, "category": c, "counts": counts, "total": sum(counts)}
-            for (v, c), counts in sorted(rows.items())
-        ],
-        "total": sum(counted.values()),
-    }
+    first = min(min(weeks) for weeks in counted.values())
+    size = max(max(weeks) for weeks in counted.values()) - first + 1
+    rows, total = [], 0
+    for (village, category), weeks in sorted(counted.items()):
+        counts = [0] * size
+        for week, n in weeks.items():
+            counts[week - first] = n
+        row_total = sum(counts)
+        total += row_total
+        rows.append({"village": village, "category": category, "counts": counts,
+                     "total": row_total})  # fmt: skip
+    return {"weeks": [week_label(first + i) for i in range(size)], "rows": rows, "total": total}
 
 
 @paused_gc
