@@ -350,7 +350,7 @@ def heat_sums(weekly: Sums, kinds: Collection[str]) -> Sums:
     """For the facts of `kinds`, their counts per area and category packed by quarter (of
     the week they concern): one marginal row (dim HEAT, span HEAT_SPAN, val "area<TAB>
     category") whose histogram maps each week to its count. A heat map of a county-year
-    reads ~1,300 of them instead of ~16,500 weekly roll-up rows (`heat_counts`)."""
+    reads ~1,600 of them instead of ~16,500 weekly roll-up rows (`heat_rows`)."""
     out: Sums = {}
     for k, s in weekly.items():
         kind, at_week, rec_week = k[0], k[1], k[2]
@@ -1023,12 +1023,13 @@ class FactModel(FoldModel[S]):
 
     def _has_heat_rows(self, cur: ViewCursor, facts: str, marginals: str) -> bool:
         """False for views made before the packed heat-map rows that have facts to pack."""
-        marks = ", ".join("?" * len(self.heat_kinds))
-        packed = f"SELECT 1 FROM {marginals} WHERE dim = ? LIMIT 1"
-        if cur.execute(packed, [HEAT]).fetchone() is not None:
+        kinds = list(self.heat_kinds)
+        marks = ", ".join("?" * len(kinds))
+        packed = f"SELECT 1 FROM {marginals} WHERE kind IN ({marks}) AND dim = ? LIMIT 1"
+        if cur.execute(packed, [*kinds, HEAT]).fetchone() is not None:
             return True
         some = f"SELECT 1 FROM {facts} WHERE kind IN ({marks}) LIMIT 1"
-        return cur.execute(some, list(self.heat_kinds)).fetchone() is None
+        return cur.execute(some, kinds).fetchone() is None
 
     def load_states(self, cur: ViewCursor, keys: Sequence[str]) -> dict[str, S]:
         return load_json_states(cur, self.t(f"{self.prefix}_state"), keys, self.decode)
