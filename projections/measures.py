@@ -637,9 +637,7 @@ def heat_rows(
             area, category = val.split("\t")
             if (f.category is not None and category != f.category) or hist is None:
                 continue
-            row = out.get((area, category))
-            if row is None:
-                row = out[(area, category)] = {}
+            row = out.setdefault((area, category), {})
             for week, n in orjson.loads(hist):  # [[week, count], ...]
                 if w_lo <= week <= w_hi:
                     row[week] = row.get(week, 0) + n
@@ -653,28 +651,9 @@ def heat_rows(
             cur, facts_table, rollup_table, kind, edge, HEAT_GROUPS, area_length=area_length
         )
         for (area, category, week), n in counted.items():
-            row = out.get((area, category))
-            if row is None:
-                row = out[(area, category)] = {}
+            row = out.setdefault((area, category), {})
             row[week] = row.get(week, 0) + n
     return {k: kept for k, row in out.items() if (kept := {w: n for w, n in row.items() if n})}
-
-
-def heat_counts(
-    cur: ViewCursor,
-    facts_table: str,
-    rollup_table: str,
-    marginals_table: str,
-    kind: str,
-    filters: Filters,
-    *,
-    area_length: int = 9,
-) -> dict[tuple[Any, ...], int]:
-    """`heat_rows` as `count(..., ("area", "category", "week"))` answers."""
-    rows = heat_rows(
-        cur, facts_table, rollup_table, marginals_table, kind, filters, area_length=area_length
-    )
-    return {(a, c, w): n for (a, c), weeks in rows.items() for w, n in weeks.items()}
 
 
 def _whole_weeks(since: float, until: float, as_of: float) -> tuple[int, int]:
@@ -1071,23 +1050,6 @@ class FactModel(FoldModel[S]):
             marginals_table=self.t(f"{self.prefix}_marg"),
             marginal_dims=self.marginal_dims,
         )
-
-    def count(
-        self, cur: ViewCursor, kind: str, filters: Filters, group_by: tuple[str, ...]
-    ) -> dict[tuple[Any, ...], int]:
-        """The facts of `kind` counted per group (measures.count; `heat_counts` for the
-        kinds packed for the heat map)."""
-        self._check(kind)
-        p = self.prefix
-        if kind in self.heat_kinds and tuple(group_by) == HEAT_GROUPS:
-            return heat_counts(
-                cur, self.t(f"{p}_facts"), self.t(f"{p}_rollup"), self.t(f"{p}_marg"), kind,
-                filters, area_length=self.area_lengths.get(kind, 9),
-            )  # fmt: skip
-        return count(
-            cur, self.t(f"{p}_facts"), self.t(f"{p}_rollup"), kind, filters, group_by,
-            area_length=self.area_lengths.get(kind, 9),
-        )  # fmt: skip
 
     def heat(self, cur: ViewCursor, kind: str, filters: Filters) -> HeatRows:
         """The facts of `kind` per area, category and week, as rows (measures.heat_rows)."""

@@ -31,7 +31,7 @@ from projections.measures import (
     cancelled,
     count,
     fact,
-    heat_counts,
+    heat_rows,
     marginal_indexes,
     write_fact_tables,
     write_facts,
@@ -216,6 +216,14 @@ HEAT_QUESTIONS = {
     "scope": st.sampled_from(SCOPES),
     "category": st.sampled_from([None, "x"]),
 }
+
+
+def heat_counts(
+    cur: Any, facts: str, rollup: str, marginals: str, kind: str, f: Filters
+) -> dict[tuple[Any, ...], int]:
+    """`heat_rows` flattened as `count(..., HEAT_GROUPS)` answers."""
+    rows = heat_rows(cur, facts, rollup, marginals, kind, f)
+    return {(a, c, w): n for (a, c), weeks in rows.items() for w, n in weeks.items()}
 
 
 def assert_heat_counts_as_the_facts(
