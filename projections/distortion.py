@@ -114,6 +114,9 @@ class Distortion(FactModel[Retelling]):
         return tuple(data)
 
     evolve = staticmethod(evolve)  # the pure fold itself: one call per event, not two
+    reads: ClassVar[frozenset[str] | None] = frozenset(
+        {"PetitionFiled", "CaseReferred", "CaseEscalated", "SatisfactionRated"}
+    )
 
     def write(self, cur: ViewCursor, effects: list[Any]) -> None:
         super().write(cur, effects)

@@ -225,6 +225,10 @@ class FoldModel(Generic[S]):
     indexes: ClassVar[tuple[str, ...]] = ()  # "CREATE INDEX IF NOT EXISTS {t_x}_i ON ..."
     # events that begin a case (its first): the state before them is None, never loaded
     births: ClassVar[frozenset[str]] = frozenset({"PetitionFiled"})
+    # the event types `evolve` reads (None: all); any other leaves every state as it is and
+    # emits nothing, so `apply` skips it, and a case the batch touches only with such
+    # events is neither loaded nor written again (tested against the fold of every event)
+    reads: ClassVar[frozenset[str] | None] = None
     # tables stored in primary-key order on SQLite (WITHOUT ROWID): a roll-up's range scan
     # over (kind, at_week, ...) then reads contiguous pages instead of one lookup per row
     clustered: ClassVar[frozenset[str]] = frozenset()
@@ -306,18 +310,18 @@ class FoldModel(Generic[S]):
         states are read through `reader` (default: `cur`), which must see every state
         not in `cache` as last written (projections.pipeline records the writes instead).
         """
+        reads = self.reads
+        if reads is not None:
+            batch = [rec for rec in batch if rec.type in reads]
         if not batch:
             return {}
         known = cache if cache is not None else {}
-        births, need = self.births, []
-        # each case's state before the batch: remembered, loaded, or None at its birth
-        states: dict[str, S | None] = {}
-        for rec in batch:
-            key = rec.key
-            if key not in states:
-                state = states[key] = known.get(key)  # (a remembered state is never None)
-                if state is None and rec.type not in births:
-                    need.append(key)
+        births = self.births
+        # each case's state before the batch: remembered, loaded, or None at its birth (a
+        # birth is a case's first event; a remembered state is never None)
+        states: dict[str, S | None] = {key: known.get(key) for key in [r.key for r in batch]}
+        born = {rec.key for rec in batch if rec.type in births}
+        need = [key for key, state in states.items() if state is None and key not in born]
         if need:
             states.update(self.load_states(reader or cur, sorted(need)))
         effects: list[Any] = []

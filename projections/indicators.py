@@ -150,3 +150,4 @@ class Indicators(FactModel[CaseFacts]):
         return (category, urgency, unit, level, facts, legacy_fact(rating))
 
     evolve = staticmethod(evolve)  # the pure fold itself: one call per event, not two
+    reads: ClassVar[frozenset[str] | None] = frozenset({"PetitionFiled", *STEPS})

@@ -144,3 +144,4 @@ class ResponseTimes(FactModel[CaseTimes]):
         return tuple(data)
 
     evolve = staticmethod(evolve)  # the pure fold itself: one call per event, not two
+    reads: ClassVar[frozenset[str] | None] = frozenset({"PetitionFiled", *STEPS})

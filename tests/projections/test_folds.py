@@ -286,6 +286,30 @@ def test_folding_in_chunks_equals_folding_at_once(seed: int, cuts: list[int]) ->
 
 @FOLD_SETTINGS
 @given(seed=st.integers(0, 10_000))
+def test_the_events_a_model_does_not_read_change_none_of_its_states(seed: int) -> None:
+    """`apply` skips the event types outside a model's `reads`: folding every event, each
+    of those must leave the case's state as it was and emit nothing."""
+    with world(seed, cases=8, steps=80) as (service, _, _, _):
+        decode = Decoder(service.mapper)
+        stored = service.recorder.select_notifications(start=1, limit=10_000)
+        recs = [r for n in stored if (r := decode(n.topic, n.originator_id, n.state))]
+        skipped: Counter[str] = Counter()
+        for name, cls in MODELS.items():
+            model = cls(1)
+            if model.reads is None:
+                continue
+            states: dict[str, object] = {}
+            for rec in recs:
+                before = states.get(rec.key)
+                states[rec.key], effects = model.evolve(before, rec)
+                if rec.type not in model.reads:
+                    assert states[rec.key] is before and not effects, (name, rec.type)
+                    skipped[name] += 1
+        assert skipped["distortion"] > 0 and sum(skipped.values()) > 10, skipped
+
+
+@FOLD_SETTINGS
+@given(seed=st.integers(0, 10_000))
 def test_stored_events_decode_to_the_records_of_the_domain_events(seed: int) -> None:
     """The follower folds stored JSON without building pydantic models: it must read every
     case event exactly as the validated domain event would give it, and skip the rest."""
