@@ -315,8 +315,9 @@ def write_facts(cur: ViewCursor, facts_table: str, rollup_table: str, facts: lis
 def marginal_sums(weekly: Sums, dims: Sequence[str]) -> Sums:
     """The weekly roll-up's sums re-summed per (kind, one dimension's value or none, span
     of weeks, period, recorded period), for each span of SPANS: weeks from the weekly
-    sums, longer spans from the weeks."""
-    positions = [(d, ROLLUP_KEY.index(d)) for d in dims]
+    sums, longer spans from the weeks. Dimensions the weekly roll-up does not keep (`unit`)
+    are left to `fact_marginal_sums`."""
+    positions = [(d, ROLLUP_KEY.index(d)) for d in dims if d in ROLLUP_KEY]
     weeks: Sums = {}
     get = weeks.get
     for k, (n, value, flag, hist) in weekly.items():
@@ -338,12 +339,50 @@ def marginal_sums(weekly: Sums, dims: Sequence[str]) -> Sums:
                 else:
                     for bucket, c in hist.items():
                         h[bucket] = h.get(bucket, 0) + c
+    return _spans(weeks)
+
+
+def _spans(weeks: Sums) -> Sums:
+    """Weekly marginal sums (span 1) with their sums over every longer span of SPANS."""
     sums = dict(weeks) if 1 in SPANS else {}
     for span in SPANS:
         if span != 1:
             for (kind, dim, _, val, week, rec_week), s in weeks.items():
                 _add_sums(sums, (kind, dim, span, val, week // span, rec_week // span), s)
     return sums
+
+
+FACT_DIMS = {"unit": UNIT}  # marginal dimensions summed from the facts themselves
+
+
+def fact_marginal_sums(facts: Sequence[FactRow], dims: Sequence[str]) -> Sums:
+    """The marginal sums of the dimensions in `dims` that the weekly roll-up does not keep
+    (FACT_DIMS: the acting unit), straight from the facts: per (kind, dimension, value,
+    week, recorded week), then each longer span. What makes a county-year's response times
+    per unit a few thousand rows to read, not every fact of the year."""
+    positions = [(d, FACT_DIMS[d]) for d in dims if d in FACT_DIMS]
+    if not positions:
+        return {}
+    weeks: Sums = {}
+    get = weeks.get
+    for r in facts:
+        bucket, n = r[12], r[13]
+        for d, i in positions:
+            key = (r[0], d, 1, r[i], r[4], r[5])
+            acc = get(key)
+            if acc is None:
+                weeks[key] = [n, r[14], r[15], None if bucket == NO_BUCKET else {bucket: n}]
+                continue
+            acc[0] += n
+            acc[1] += r[14]
+            acc[2] += r[15]
+            if bucket != NO_BUCKET:
+                h = acc[3]
+                if h is None:
+                    acc[3] = {bucket: n}
+                else:
+                    h[bucket] = h.get(bucket, 0) + n
+    return _spans(weeks)
 
 
 def heat_sums(weekly: Sums, kinds: Collection[str]) -> Sums:
@@ -379,6 +418,7 @@ def write_marginals(
         return
     weekly = weekly or rollup_sums(facts)
     sums = marginal_sums(weekly, dims)
+    sums.update(fact_marginal_sums(facts, dims))  # keys of their own (another dim)
     if heat_kinds:
         sums.update(heat_sums(weekly, heat_kinds))  # keys of their own (dim HEAT)
     _upsert_sums(cur, table, MARGINAL_KEY, sums)
@@ -438,6 +478,7 @@ def backfill_rollups(
             _upsert_sums(cur, rollup, ROLLUP_KEY, sums)
         if marginals is not None:
             marginal = marginal_sums(sums, dims)
+            marginal.update(fact_marginal_sums(rows, dims))
             marginal.update(heat_sums(sums, heat_kinds))
             _upsert_sums(cur, marginals, MARGINAL_KEY, marginal)
 
@@ -504,15 +545,24 @@ class Agg:
 
     def percentile(self, q: float) -> float | None:
         """Nearest-rank percentile from the histogram, in the value's unit (ms)."""
+        return self.percentiles((q,))[0]
+
+    def percentiles(self, qs: Sequence[float]) -> list[float | None]:
+        """Nearest-rank percentiles for ascending `qs`, in one pass over the histogram (a
+        report per unit asks three of each of ~600 groups)."""
+        out: list[float | None] = [None] * len(qs)
         if self.n <= 0:
-            return None
-        rank = max(1, math.ceil(q * self.n))
-        seen = 0
-        for bucket in sorted(self.histogram):
-            seen += self.histogram[bucket]
-            if seen >= rank:
-                return bucket_value(bucket)
-        return None
+            return out
+        ranks = [max(1, math.ceil(q * self.n)) for q in qs]
+        h, seen, i = self.histogram, 0, 0
+        for bucket in sorted(h):
+            seen += h[bucket]
+            while i < len(ranks) and seen >= ranks[i]:
+                out[i] = bucket_value(bucket)
+                i += 1
+            if i == len(ranks):
+                break
+        return out
 
 
 GROUPS = {"level", "area", "category", "urgency", "depth", "week", "unit"}
@@ -542,7 +592,11 @@ def aggregate(
         return {}
     since, until, as_of = span
     f = filters
-    if marginals_table is not None and _in_roll_up(f, area_length) and "unit" not in columns:
+    # per unit: from the marginal roll-up if it keeps units (for any scope: a unit's code
+    # says its subtree), else from the facts
+    units = "unit" in columns
+    kept = _in_roll_up(f, area_length) if not units else "unit" in marginal_dims
+    if marginals_table is not None and kept:
         dim = _one_dimension(f, columns, marginal_dims)
         if dim is not False:
             return _from_marginals(
@@ -778,7 +832,7 @@ def _summed(
     a township's heat map over a year sums ~3,800 rows into ~3,000 groups (fastest of 150
     runs at 10^6 events: 23 → 20 ms)."""
     out: dict[Any, Agg] = {}
-    get = out.get
+    get, loads = out.get, orjson.loads
     for sql, args in parts:
         for row in cur.execute(sql, args).fetchall():
             group: Any = row[:width] if tuples else row[0]
@@ -795,9 +849,9 @@ def _summed(
             if bucket != NO_BUCKET:
                 h = agg.histogram
                 h[bucket] = h.get(bucket, 0) + n
-            if hist is not None:
+            if hist is not None:  # [[bucket, count], ...] of integers (hist_text)
                 h = agg.histogram
-                for b, c in hist_counts(hist):
+                for b, c in loads(hist):
                     h[b] = h.get(b, 0) + c
     return {g: a for g, a in out.items() if a.n != 0 or a.flag != 0}
 
@@ -808,7 +862,7 @@ def _one_dimension(
     """The one dimension a question is about (None: none), or False if it needs more."""
     used = {c for c in columns if c != "week"}
     used |= {c for c in ("level", "category", "urgency", "depth") if getattr(f, c) is not None}
-    if f.scope is not None:
+    if f.scope is not None and "unit" not in used:  # (a unit row's code says its subtree)
         used.add("area")
     if len(used) > 1 or ("week" in columns and (used or len(columns) > 1)):
         return False
@@ -845,6 +899,10 @@ def _from_marginals(
         else:
             val_where, m_params_val = in_subtree("val", f.scope, cur.dialect)
             m_where += val_where
+        r_where, r_params = in_subtree("unit", f.scope, cur.dialect, indexed=False)
+    elif dim == "unit" and f.scope is not None:  # units in a subtree, or one department
+        val_where, m_params_val = in_subtree("val", f.scope, cur.dialect)
+        m_where += val_where
         r_where, r_params = in_subtree("unit", f.scope, cur.dialect, indexed=False)
     elif dim is None:
         m_where += " AND val = ?"
@@ -916,7 +974,7 @@ def _dimension_filters(f: Filters) -> tuple[str, list[Any]]:
 
 
 def percentiles_ms(agg: Agg) -> dict[str, float | None]:
-    return {name: agg.percentile(q) for name, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))}
+    return dict(zip(("p50", "p90", "p99"), agg.percentiles((0.5, 0.9, 0.99)), strict=True))
 
 
 def summarise_durations(agg: Agg) -> dict[str, Any]:
@@ -986,8 +1044,28 @@ class FactModel(FoldModel[S]):
                 cur, facts, rollup if rollup in missing else None,
                 marginals if marginals in missing else None, self.marginal_dims, self.heat_kinds,
             )  # fmt: skip
-        elif self.heat_kinds and not self._has_heat_rows(cur, facts, marginals):
+            return
+        if self.heat_kinds and not self._has_rows(cur, facts, marginals, self.heat_kinds, HEAT):
             self._backfill_heat(cur, rollup, marginals)
+        for dim in self.marginal_dims:
+            if dim in FACT_DIMS and not self._has_rows(cur, facts, marginals, self.kinds, dim):
+                self._backfill_fact_dim(cur, facts, marginals, dim)
+
+    def _backfill_fact_dim(self, cur: ViewCursor, facts: str, marginals: str, dim: str) -> None:
+        """Add the marginal rows of a dimension summed from the facts (FACT_DIMS) to views
+        made before the model kept it, a quarter of facts at a time: the rows a fresh fold
+        writes (~2 s at 10^6 events, once)."""
+        lo, hi = cur.execute(f"SELECT MIN(at_week), MAX(at_week) FROM {facts}").fetchone() or (
+            None,
+            None,
+        )
+        if lo is None or hi is None:
+            return
+        for week in range(int(lo), int(hi) + 1, 13):
+            rows = cur.execute(
+                f"SELECT * FROM {facts} WHERE at_week >= ? AND at_week < ?", (week, week + 13)
+            ).fetchall()
+            _upsert_sums(cur, marginals, MARGINAL_KEY, fact_marginal_sums(rows, (dim,)))
 
     def _backfill_heat(self, cur: ViewCursor, rollup: str, marginals: str) -> None:
         """Pack the weekly roll-up's rows of the heat kinds (views made before the packed
@@ -1000,12 +1078,15 @@ class FactModel(FoldModel[S]):
         weekly: Sums = {tuple(r[:-1]): [r[-1], 0, 0, None] for r in rows}
         _upsert_sums(cur, marginals, MARGINAL_KEY, heat_sums(weekly, self.heat_kinds))
 
-    def _has_heat_rows(self, cur: ViewCursor, facts: str, marginals: str) -> bool:
-        """False for views made before the packed heat-map rows that have facts to pack."""
-        kinds = list(self.heat_kinds)
+    @staticmethod
+    def _has_rows(
+        cur: ViewCursor, facts: str, marginals: str, kinds: Sequence[str], dim: str
+    ) -> bool:
+        """False for views made before the marginal roll-up kept `dim` (the packed heat-map
+        rows, a dimension summed from the facts) that have facts of `kinds` to sum."""
         marks = ", ".join("?" * len(kinds))
         packed = f"SELECT 1 FROM {marginals} WHERE kind IN ({marks}) AND dim = ? LIMIT 1"
-        if cur.execute(packed, [*kinds, HEAT]).fetchone() is not None:
+        if cur.execute(packed, [*kinds, dim]).fetchone() is not None:
             return True
         some = f"SELECT 1 FROM {facts} WHERE kind IN ({marks}) LIMIT 1"
         return cur.execute(some, kinds).fetchone() is None

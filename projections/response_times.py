@@ -136,6 +136,8 @@ class ResponseTimes(FactModel[CaseTimes]):
     name: ClassVar[str] = "response_times.g1"
     prefix: ClassVar[str] = "rt"
     kinds: ClassVar[tuple[str, ...]] = KINDS
+    # per acting unit too: "which units are slow" over a county-year, from ~2,400 rows
+    marginal_dims: ClassVar[tuple[str, ...]] = ("level", "area", "category", "urgency", "unit")
 
     @staticmethod
     def decode(data: Any) -> CaseTimes:

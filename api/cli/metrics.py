@@ -90,7 +90,9 @@ def _rows(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Callabl
 @reports_errors
 def response_times(
     kind: Annotated[str, typer.Option(help="assignment, first or resolution")] = "first",
-    group_by: Annotated[str | None, typer.Option(help="level, area, category, week")] = None,
+    group_by: Annotated[
+        str | None, typer.Option(help="level, area, unit, category, urgency, week")
+    ] = None,
     unit: Unit = None, since: When = None, until: When = None, as_of: When = None,
     as_json: Json = False, catch_up: CatchUp = True,
 ) -> None:  # fmt: skip

@@ -67,7 +67,10 @@ LevelQ = Annotated[
 ]
 GroupBy = Annotated[
     Literal["level", "area", "unit", "category", "urgency", "week"] | None,
-    Query(description="area = township or department; unit = the exact unit (slower)"),
+    Query(
+        description="area = township or department; unit = the exact unit (with a level, "
+        "category or urgency filter too, slower: counted from the facts)"
+    ),
 ]
 
 

@@ -4,6 +4,7 @@ edges and late cancellations) and the weekly one, over histories longer than a y
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from projections.measures import (
     Filters,
     RollupMemory,
     aggregate,
+    bucket_value,
     cancelled,
     count,
     fact,
@@ -45,13 +47,14 @@ T0 = WEEK_ORIGIN + 2900 * WEEK + 3 * 86400.0 + 1234.5  # a Thursday in 2025, not
 SPAN = 520 * 86400.0
 UNITS = ["510123001001", "510123001002", "510123002001", "510123101003", "dept:water",
          "510123001001-01-02", "510123001010-03"]  # fmt: skip
-DIMS = ("level", "area", "category", "urgency", "depth")
+DIMS = ("level", "area", "category", "urgency", "depth", "unit")
 FACTS, ROLLUP, MARG = "f_facts", "f_rollup", "f_marg"
 # townships and wider (roll-ups), villages and narrower (facts, by the unit index), a department
 SCOPES = [None, "510123001", "510123", "dept:water", "510123002", "510123001001", "5101230010",
           "510123001001-01"]  # fmt: skip
 # one dimension (the marginal roll-up answers) and several (the weekly one: the heat map's)
-GROUPS = [None, "week", "area", "level", "depth", ("area", "category", "week"), ("level", "depth")]
+GROUPS = [None, "week", "area", "level", "depth", "unit", ("area", "category", "week"),
+          ("level", "depth"), ("unit", "level")]  # fmt: skip
 
 
 def history(seed: int) -> list[FactRow]:
@@ -106,7 +109,7 @@ def pg_store(postgres_server: PostgresServer) -> Iterator[tuple[ViewStore, list[
         postgres_server.drop_database(name)
 
 
-COLUMN = {"week": 4, "area": 7, "level": 8, "category": 9, "depth": 11}  # in a FactRow
+COLUMN = {"week": 4, "unit": 6, "area": 7, "level": 8, "category": 9, "depth": 11}  # FactRow
 
 
 def plain(
@@ -133,6 +136,23 @@ def plain(
             g = None if group is None else r[COLUMN[group]]
         out.setdefault(g, Agg()).add(r[12], r[13], r[14], r[15])
     return {g: shape(a) for g, a in out.items() if a.n != 0 or a.flag != 0}
+
+
+@given(
+    histogram=st.dictionaries(st.integers(0, 300), st.integers(1, 50), max_size=40),
+    qs=st.lists(st.floats(0.001, 1.0), min_size=1, max_size=5),
+)
+def test_percentiles_in_one_pass_are_each_the_nearest_rank(
+    histogram: dict[int, int], qs: list[float]
+) -> None:
+    qs = sorted(qs)
+    values = sorted(b for b, c in histogram.items() for _ in range(c))
+    agg = Agg(len(values), 0, 0, dict(histogram))
+    expected = [
+        bucket_value(values[max(1, math.ceil(q * len(values))) - 1]) if values else None for q in qs
+    ]
+    assert agg.percentiles(qs) == expected
+    assert [agg.percentile(q) for q in qs] == expected
 
 
 def shape(a: Agg) -> tuple[int, int, int, dict[int, int]]:
@@ -270,6 +290,15 @@ def test_views_from_before_the_packed_heat_map_rows_get_them_at_start() -> None:
         cur.execute(f"DELETE FROM {t('marg')} WHERE dim = 'heat'")
 
     assert_refilled_at_start("indicators", 5, "marg", without_heat_rows)
+
+
+def test_views_from_before_the_unit_marginals_get_them_at_start() -> None:
+    def without_unit_rows(cur: Any, t: Callable[[str], str]) -> None:
+        kept = cur.execute(f"SELECT COUNT(*) FROM {t('marg')} WHERE dim = 'unit'").fetchone()
+        assert kept is not None and kept[0] > 10
+        cur.execute(f"DELETE FROM {t('marg')} WHERE dim = 'unit'")
+
+    assert_refilled_at_start("response_times", 6, "marg", without_unit_rows)
 
 
 def test_a_county_year_reads_quarters(store: tuple[ViewStore, list[FactRow]]) -> None:
