@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from sys import intern
 from typing import Any, ClassVar, NamedTuple
 
 import orjson
@@ -67,7 +68,8 @@ RESPOND = DeadlineKind.RESPOND.value
 
 
 def _assign(r: list[Any], d: dict[str, Any], t: float, unit: str, level: str) -> None:
-    r[UNIT], r[LEVEL], r[STATUS] = unit, level, "routed"
+    # codes interned (as in measures.fact): rows and intervals share one object per value
+    r[UNIT], r[LEVEL], r[STATUS] = intern(unit), intern(level), "routed"
     r[RESPOND_FROM], r[RESPOND_DUE] = t, ts(d["respond_due"])
     r[RESOLVE_FROM], r[RESOLVE_DUE] = t, ts(d["resolve_due"])
 
@@ -77,7 +79,7 @@ def _routed(r: list[Any], d: dict[str, Any], t: float) -> None:
 
 
 def _referred(r: list[Any], d: dict[str, Any], t: float) -> None:
-    r[HOPS], r[CATEGORY], r[URGENCY] = d["hop"], d["category"], d["urgency"]
+    r[HOPS], r[CATEGORY], r[URGENCY] = d["hop"], intern(d["category"]), intern(d["urgency"])
     _assign(r, d, t, d["to_unit"], d["to_level"])
 
 
@@ -92,7 +94,7 @@ def _accepted(r: list[Any], d: dict[str, Any], t: float) -> None:
 
 
 def _returned(r: list[Any], d: dict[str, Any], t: float) -> None:
-    r[STATUS], r[UNIT], r[LEVEL] = "returned", d["to_unit"], d["to_level"]
+    r[STATUS], r[UNIT], r[LEVEL] = "returned", intern(d["to_unit"]), intern(d["to_level"])
     r[RESPOND_FROM], r[RESPOND_DUE] = None, None
 
 
@@ -170,9 +172,10 @@ def _evolve_row(s: CaseRow | None, rec: Rec) -> CaseRow | None:
     t = rec.t
     if rec.type == "PetitionFiled":
         d = rec.d
+        home = intern(d["household_unit"])
         return CaseRow(
-            rec.key, d["number"], d["title"], d["household_unit"], d["household_unit"],
-            "household", "routed", d["category"], d["urgency"], 0, 0, t, ts(d["raised_at"]), t,
+            rec.key, d["number"], d["title"], home, home, "household", "routed",
+            intern(d["category"]), intern(d["urgency"]), 0, 0, t, ts(d["raised_at"]), t,
         )  # fmt: skip
     if s is None:
         return None

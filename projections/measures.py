@@ -30,6 +30,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from sys import intern
 from typing import Any, ClassVar, Literal
 
 import orjson
@@ -126,10 +127,12 @@ def fact(
     urgency: str, *, depth: int = 0, bucket: int = NO_BUCKET, n: int = 1, value: int = 0,
     flag: int = 0,
 ) -> FactRow:  # fmt: skip
-    """A fact about moment `t`, recorded at `t`."""
+    """A fact about moment `t`, recorded at `t`. Its codes and names are interned: the
+    facts of a batch then share one object per distinct value, which the message to the
+    view writer (a pickle) holds once, not once per fact."""
     w = week_of(t)
-    return (kind, case_id, t, t, w, w, unit, area, level, category, urgency, depth, bucket,
-            n, value, flag)  # fmt: skip
+    return (kind, case_id, t, t, w, w, intern(unit), intern(area), intern(level),
+            intern(category), intern(urgency), depth, bucket, n, value, flag)  # fmt: skip
 
 
 def cancelled(f: Sequence[Any], recorded: float) -> FactRow:
