@@ -31,7 +31,7 @@ import dataclasses
 import itertools
 import math
 import operator
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from sys import intern
 from typing import Any, ClassVar, Literal
@@ -447,6 +447,21 @@ def has_column(cur: ViewCursor, table: str, column: str) -> bool:
     return cur.execute(sql, (table, column)).fetchone() is not None
 
 
+def facts_by_quarter(cur: ViewCursor, facts_table: str) -> Iterator[list[FactRow]]:
+    """Every fact of `facts_table`, 13 weeks (of the moment concerned) at a time: what a
+    refill of the roll-ups reads, without holding 10^6 facts at once."""
+    lo, hi = cur.execute(f"SELECT MIN(at_week), MAX(at_week) FROM {facts_table}").fetchone() or (
+        None,
+        None,
+    )
+    if lo is None or hi is None:
+        return
+    for week in range(int(lo), int(hi) + 1, 13):
+        yield cur.execute(
+            f"SELECT * FROM {facts_table} WHERE at_week >= ? AND at_week < ?", (week, week + 13)
+        ).fetchall()
+
+
 def backfill_rollups(
     cur: ViewCursor,
     facts_table: str,
@@ -460,16 +475,7 @@ def backfill_rollups(
     marginal roll-up with the packed heat-map rows of `heat_kinds`)."""
     if not table_exists(cur, facts_table):
         return
-    lo, hi = cur.execute(f"SELECT MIN(at_week), MAX(at_week) FROM {facts_table}").fetchone() or (
-        None,
-        None,
-    )
-    if lo is None or hi is None:
-        return
-    for week in range(int(lo), int(hi) + 1, 13):
-        rows = cur.execute(
-            f"SELECT * FROM {facts_table} WHERE at_week >= ? AND at_week < ?", (week, week + 13)
-        ).fetchall()
+    for rows in facts_by_quarter(cur, facts_table):
         sums = rollup_sums(rows)
         if rollup is not None:
             _upsert_sums(cur, rollup, ROLLUP_KEY, sums)
@@ -1049,16 +1055,7 @@ class FactModel(FoldModel[S]):
         """Add the marginal rows of a dimension summed from the facts (FACT_DIMS) to views
         made before the model kept it, a quarter of facts at a time: the rows a fresh fold
         writes (~2 s at 10^6 events, once)."""
-        lo, hi = cur.execute(f"SELECT MIN(at_week), MAX(at_week) FROM {facts}").fetchone() or (
-            None,
-            None,
-        )
-        if lo is None or hi is None:
-            return
-        for week in range(int(lo), int(hi) + 1, 13):
-            rows = cur.execute(
-                f"SELECT * FROM {facts} WHERE at_week >= ? AND at_week < ?", (week, week + 13)
-            ).fetchall()
+        for rows in facts_by_quarter(cur, facts):
             _upsert_sums(cur, marginals, MARGINAL_KEY, fact_marginal_sums(rows, (dim,)))
 
     def _backfill_heat(self, cur: ViewCursor, rollup: str, marginals: str) -> None:
