@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.servers import PostgresServer
-from engine.viewstore import ViewStore, set_position
+from engine.viewstore import ViewStore, hist_text, set_position
 from projections import pipeline
 from projections.fold import WEEK, WEEK_ORIGIN, area_of
 from projections.measures import (
@@ -153,6 +153,49 @@ def test_percentiles_in_one_pass_are_each_the_nearest_rank(
     ]
     assert agg.percentiles(qs) == expected
     assert [agg.percentile(q) for q in qs] == expected
+
+
+@st.composite
+def stored_rows(draw: st.DrawFn) -> tuple[list[dict[int, int]], dict[int, int]]:
+    """Roll-up rows' histograms, some holding cancellations (negative counts) of what
+    earlier rows counted, and the facts' buckets (also with cancellations): never below
+    zero once summed, as in a store."""
+    rows: list[dict[int, int]] = []
+    total: dict[int, int] = {}
+    for _ in range(draw(st.integers(0, 6))):
+        row = draw(st.dictionaries(st.integers(0, 60), st.integers(1, 9), max_size=12))
+        counted = sorted(b for b, c in total.items() if c > 0)
+        if draw(st.booleans()) and counted:  # a late row: takes some counted ones back
+            for b in draw(st.lists(st.sampled_from(counted), max_size=4, unique=True)):
+                row[b] = row.get(b, 0) - draw(st.integers(1, total[b]))
+        rows.append({b: c for b, c in row.items() if c})
+        for b, c in row.items():
+            total[b] = total.get(b, 0) + c
+    facts = draw(st.dictionaries(st.integers(0, 60), st.integers(1, 5), max_size=6))
+    counted = sorted(b for b, c in total.items() if c > 0)
+    if draw(st.booleans()) and counted:  # a fact that cancels one counted
+        b = draw(st.sampled_from(counted))
+        facts[b] = facts.get(b, 0) - 1
+    return rows, facts
+
+
+@given(stored=stored_rows(), qs=st.lists(st.floats(0.001, 1.0), min_size=1, max_size=4))
+def test_percentiles_of_unmerged_roll_up_rows_are_those_of_the_merged_histogram(
+    stored: tuple[list[dict[int, int]], dict[int, int]], qs: list[float]
+) -> None:
+    rows, facts = stored
+    agg = Agg()
+    merged: dict[int, int] = {}
+    for b, c in facts.items():
+        agg.add(b, c, 0, 0)
+    for row in rows:
+        agg.add(NO_BUCKET, sum(row.values()), 0, 0, hist_text(row))
+    for part in (facts, *rows):
+        for b, c in part.items():
+            merged[b] = merged.get(b, 0) + c
+    whole = Agg(agg.n, 0, 0, merged)
+    assert agg.percentiles(qs) == whole.percentiles(qs)
+    assert agg == whole  # reading the histogram merges what waited
 
 
 def shape(a: Agg) -> tuple[int, int, int, dict[int, int]]:
