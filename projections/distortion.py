@@ -104,6 +104,7 @@ class Distortion(FactModel[Retelling]):
     base_name: ClassVar[str] = "distortion"
     name: ClassVar[str] = "distortion.g1"
     prefix: ClassVar[str] = "ds"
+    kinds: ClassVar[tuple[str, ...]] = ("hop", "drift", "downgrade", "match")
     extra_tables: ClassVar[dict[str, str]] = {"ds_chain": CHAIN_DDL}
     marginal_dims: ClassVar[tuple[str, ...]] = ("level", "area", "category", "urgency", "depth")
 

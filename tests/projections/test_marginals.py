@@ -344,9 +344,28 @@ def test_views_from_before_the_unit_marginals_get_them_at_start() -> None:
     assert_refilled_at_start("response_times", 6, "marg", without_unit_rows)
 
 
-def test_a_county_year_reads_quarters(store: tuple[ViewStore, list[FactRow]]) -> None:
-    """A year of one kind, county-wide, reads quarter rows, then weeks and raw facts only
-    at the edges of the range."""
+@pytest.mark.parametrize(("name", "seed"), [("response_times", 7), ("distortion", 8),
+                                             ("indicators", 9)])  # fmt: skip
+def test_views_from_before_the_52_week_rows_get_them_at_start(name: str, seed: int) -> None:
+    def without_year_rows(cur: Any, t: Callable[[str], str]) -> None:
+        kept = cur.execute(f"SELECT COUNT(*) FROM {t('marg')} WHERE span = 52").fetchone()
+        assert kept is not None and kept[0] > 0
+        cur.execute(f"DELETE FROM {t('marg')} WHERE span = 52")
+
+    assert_refilled_at_start(name, seed, "marg", without_year_rows)
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "spans"),
+    [(T0 + 40 * 86400, T0 + 405 * 86400, [13, 1]),  # a year across two 52-week periods
+     (None, None, [52])],  # all of the history, open at both ends: whole 52-week periods
+)  # fmt: skip
+def test_a_county_year_reads_the_longest_whole_periods(
+    store: tuple[ViewStore, list[FactRow]], since: float | None, until: float | None,
+    spans: list[int],
+) -> None:  # fmt: skip
+    """A year of one kind, county-wide, reads the longest periods wholly inside it, then
+    shorter ones and raw facts only at the edges of the range."""
     views, _ = store
     asked: list[tuple[str, list[Any]]] = []
     with views.reading() as cur:
@@ -358,11 +377,11 @@ def test_a_county_year_reads_quarters(store: tuple[ViewStore, list[FactRow]]) ->
 
         cur.execute = spy  # type: ignore[method-assign]
         aggregate(
-            cur, FACTS, ROLLUP, "a", Filters(since=T0 + 40 * 86400, until=T0 + 405 * 86400),
+            cur, FACTS, ROLLUP, "a", Filters(since=since, until=until),
             marginals_table=MARG, marginal_dims=DIMS,
         )  # fmt: skip
-    spans = [params[2] for sql, params in asked if MARG in sql]
-    assert spans[0] == 13 and set(spans) == {13, 1}
+    read = [params[2] for sql, params in asked if MARG in sql]
+    assert read[0] == spans[0] and set(read) == set(spans)
     assert all(sql.count("?") == len(params) for sql, params in asked)
     assert not any(ROLLUP in sql for sql, _ in asked)
 
