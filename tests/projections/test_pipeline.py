@@ -148,7 +148,10 @@ def test_pipelined_catch_up_writes_what_the_in_process_one_writes(
     assert seen == sorted(seen) and seen[-1] == head and len(seen) > 5
     share = INDEXES_AT.get(views.dialect)
     if share is not None:  # built by the writer with the batch that passed it, not at the end
-        assert share * head <= built[0] < head and built == seen[seen.index(built[0]) :]
+        # progress reports the oldest batch in flight as it is acknowledged; the writer may
+        # have committed the next PIPELINE_DEPTH batches by then (the index batch among them)
+        lag = (PIPELINE_DEPTH + 1) * BATCH
+        assert share * head - lag <= built[0] < head and built == seen[seen.index(built[0]) :]
     else:  # PostgreSQL: after the last batch (checked below)
         assert built == []
     assert set(views.positions().values()) == {head}
