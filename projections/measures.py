@@ -29,6 +29,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import itertools
+import logging
 import math
 import operator
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -54,6 +55,8 @@ from projections.fold import (
     write_call,
 )
 from projections.pipeline import scratch
+
+log = logging.getLogger(__name__)
 
 GAMMA = 1.05
 RELATIVE_ERROR = (GAMMA - 1) / (GAMMA + 1)  # 0.0244
@@ -1056,18 +1059,23 @@ class FactModel(FoldModel[S]):
         super().create(cur)
         facts = self.t(f"{self.prefix}_facts")
         if missing:
+            log.info("%s: filling %s from the facts (views made before them)",
+                     self.base_name, ", ".join(missing))  # fmt: skip
             backfill_rollups(
                 cur, facts, rollup if rollup in missing else None,
                 marginals if marginals in missing else None, self.marginal_dims, self.heat_kinds,
             )  # fmt: skip
             return
         if self.heat_kinds and not self._has_rows(cur, facts, marginals, self.heat_kinds, HEAT):
+            log.info("%s: adding the packed heat-map rows (once)", self.base_name)
             self._backfill_heat(cur, rollup, marginals)
         for dim in self.marginal_dims:
             if dim in LATER_DIMS and not self._has_rows(cur, facts, marginals, self.kinds, dim):
+                log.info("%s: adding the marginal rows per %s (once)", self.base_name, dim)
                 self._backfill_fact_dim(cur, facts, marginals, dim)
         for longer, shorter in itertools.pairwise(SPANS):
             if not self._has_span(cur, marginals, longer, shorter):
+                log.info("%s: adding the %d-week marginal rows (once)", self.base_name, longer)
                 self._backfill_span(cur, marginals, longer, shorter)
 
     def _has_span(self, cur: ViewCursor, marginals: str, longer: int, shorter: int) -> bool:
