@@ -84,6 +84,7 @@ MARGINALS_DDL = """CREATE TABLE IF NOT EXISTS {t} (
     PRIMARY KEY (kind, dim, span, val, period, rec_period))"""
 SPANS = (52, 13, 1)  # marginal periods in weeks, each a multiple of the next: years of 52
 # weeks, quarters of 13, and weeks (always); all counted from the week origin
+assert SPANS[-1] == 1 and all(a % b == 0 for a, b in itertools.pairwise(SPANS))
 HEAT, HEAT_SPAN = "heat", 13  # the marginal rows packing a quarter's weekly counts (heat_sums)
 
 
@@ -358,18 +359,23 @@ def marginal_sums(facts: Sequence[FactRow], dims: Sequence[str], *, overall: boo
 
 def _spans(weeks: Sums) -> Sums:
     """Weekly marginal sums (span 1) with their sums over every longer span of SPANS, each
-    summed from the next shorter one's (every span is a multiple of the next)."""
-    assert SPANS[-1] == 1
+    summed from the next shorter one's."""
     sums = dict(weeks)
     finer, shorter = weeks, 1
     for span in reversed(SPANS[:-1]):
-        k = span // shorter
-        coarser: Sums = {}
-        for (kind, dim, _, val, period, rec_period), s in finer.items():
-            _add_sums(coarser, (kind, dim, span, val, period // k, rec_period // k), s)
-        sums.update(coarser)
-        finer, shorter = coarser, span
+        finer, shorter = _coarser(finer, shorter, span), span
+        sums.update(finer)
     return sums
+
+
+def _coarser(finer: Sums, shorter: int, longer: int) -> Sums:
+    """Marginal sums of periods of `shorter` weeks summed into the `longer` periods they
+    lie in (periods nest: SPANS are multiples of each other, counted from the week origin)."""
+    k = longer // shorter
+    out: Sums = {}
+    for (kind, dim, _, val, period, rec_period), s in finer.items():
+        _add_sums(out, (kind, dim, longer, val, period // k, rec_period // k), s)
+    return out
 
 
 def heat_sums(weekly: Sums, kinds: Collection[str]) -> Sums:
@@ -1099,13 +1105,12 @@ class FactModel(FoldModel[S]):
             "WHERE span = ? AND dim <> ?",
             (shorter, HEAT),
         ).fetchall()
-        k = longer // shorter
-        sums: Sums = {}
-        for kind, dim, val, period, rec_period, n, value, flag, hist in rows:
-            h = None if hist is None else dict(hist_counts(hist))
-            key = (kind, dim, longer, val, int(period) // k, int(rec_period) // k)
-            _add_sums(sums, key, [n, value, flag, h])
-        _upsert_sums(cur, marginals, MARGINAL_KEY, sums)
+        finer: Sums = {
+            (kind, dim, shorter, val, int(period), int(rec_period)):
+                [n, value, flag, None if hist is None else dict(hist_counts(hist))]
+            for kind, dim, val, period, rec_period, n, value, flag, hist in rows
+        }  # fmt: skip
+        _upsert_sums(cur, marginals, MARGINAL_KEY, _coarser(finer, shorter, longer))
 
     def _backfill_fact_dim(self, cur: ViewCursor, facts: str, marginals: str, dim: str) -> None:
         """Add the marginal rows of a dimension (LATER_DIMS) to views made before the model
