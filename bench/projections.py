@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import heapq
 import os
 import random
 import shutil
@@ -166,21 +167,31 @@ def generate(
         if u.level.value in units:
             units[u.level.value].append(u.code)
     cases = max(1, round(n_events / 5.6))
-    stored, written, started = [], 0, time.perf_counter()
-    histories = []
+    written, started = 0, time.perf_counter()
+    # The log is in recorded order, as a live system writes it (each event is appended when
+    # it happens): a case's events go into the log among those of the cases filed while it
+    # was open, not all at its filing. Cases are built in filing order and none has an
+    # event before its filing, so an event can be written once it is earlier than the next
+    # case's filing (a heap holds the others). Until 2026-12-04 the histories of 1,000
+    # cases were sorted among themselves only: 76 % of the events came after a later one
+    # (by 4 days at the median, 13 at most), and each case's events came together.
+    pending: list[tuple[datetime, int, CaseEvent]] = []
+    chunk: list[CaseEvent] = []
+    seq = 0
     for i in range(cases):
-        histories.append(build_case(rng, rules, units, YEAR * i / cases, random_ids))
-        if len(histories) >= 1000 or i == cases - 1:
-            # the log is in recorded order, as a live system would write it
-            events = sorted((e for h in histories for e in h), key=lambda e: e.timestamp)
-            stored = [service.mapper.to_stored_event(e) for e in events]
-            for k in range(0, len(stored), 5000):
-                service.recorder.insert_events(stored[k : k + 5000])
-            written += len(stored)
-            histories = []
-            if i % 20_000 < 1000:
+        for event in build_case(rng, rules, units, YEAR * i / cases, random_ids):
+            heapq.heappush(pending, (event.timestamp, seq, event))
+            seq += 1
+        horizon = T0 + timedelta(seconds=YEAR * (i + 1) / cases) if i < cases - 1 else None
+        while pending and (horizon is None or pending[0][0] < horizon):
+            chunk.append(heapq.heappop(pending)[2])
+        if len(chunk) >= 5000 or (horizon is None and chunk):
+            service.recorder.insert_events([service.mapper.to_stored_event(e) for e in chunk])
+            written += len(chunk)
+            if written // 100_000 != (written - len(chunk)) // 100_000:
                 rate = written / (time.perf_counter() - started)
                 log(f"generated {written:,} events ({rate:,.0f}/s)")
+            chunk = []
     return written
 
 

@@ -40,6 +40,12 @@ CREATE TABLE IF NOT EXISTS lianhu_positions (
     updated_at TEXT NOT NULL
 )
 """
+# A facts table whose roll-ups a catch-up's view writer holds back (projections.measures.
+# HeldRollups): they hold the facts recorded before `week` (a week index), and a longer
+# period's rows only once it has ended by then; facts recorded later are in the facts alone.
+SEALED_TABLE = """
+CREATE TABLE IF NOT EXISTS lianhu_sealed (facts TEXT PRIMARY KEY, week BIGINT NOT NULL)
+"""
 
 
 class ViewCursor(Protocol):
@@ -231,6 +237,7 @@ class ViewStore:
             self.dialect = "sqlite"
         with self.transaction() as cur:
             cur.execute(POSITIONS_TABLE)
+            cur.execute(SEALED_TABLE)
             if self.dialect == "postgres":
                 found = cur.execute(
                     "SELECT 1 FROM pg_proc WHERE proname = 'lianhu_hist_add'"

@@ -213,112 +213,229 @@ def _add_sums(into: Sums, key: tuple[Any, ...], s: list[Any]) -> bool:
 
 
 def _upsert_sums(cur: ViewCursor, table: str, key: Sequence[str], sums: Sums) -> None:
-    """Add `sums` to the roll-up `table` (histograms merged by the store's lianhu_hist_add,
-    or by the writer process's memory of the table: RollupMemory)."""
+    """Add `sums` to the roll-up `table` (histograms merged by the store's lianhu_hist_add)."""
     if not sums:
         return
-    memory = _memory(cur, table, key)
-    if memory is not None:
-        new, totals, sums = memory.add(sums)
-        marks = ", ".join("?" * (len(key) + 4))
-        if new:
-            cur.executemany(f"INSERT INTO {table} VALUES ({marks})", new)
-        if totals:
-            cur.upsert_many(
-                f"INSERT INTO {table} VALUES ({marks}) ON CONFLICT ({', '.join(key)}) DO UPDATE "
-                "SET n = excluded.n, value = excluded.value, flag = excluded.flag, "
-                "hist = excluded.hist",
-                totals,
-            )
-        if not sums:
-            return
     t = table
     cur.upsert_many(
         f"INSERT INTO {t} VALUES ({', '.join('?' * (len(key) + 4))}) "
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
         f"n = {t}.n + excluded.n, value = {t}.value + excluded.value, "
         f"flag = {t}.flag + excluded.flag, hist = lianhu_hist_add({t}.hist, excluded.hist)",
-        [(*k, n, v, f, None if h is None else hist_text(h)) for k, (n, v, f, h) in sorted(
-            sums.items())],
-    )  # fmt: skip
+        _rows_of(sums),
+    )
 
 
-def _rec_week(key: tuple[Any, ...]) -> int:
-    """The recorded week of a weekly roll-up key (ROLLUP_KEY)."""
-    return int(key[2])
+def _insert_sums(cur: ViewCursor, table: str, key: Sequence[str], sums: Sums) -> None:
+    """Write `sums` as new rows of the roll-up `table` (keys it does not hold yet)."""
+    if sums:
+        marks = ", ".join("?" * (len(key) + 4))
+        cur.executemany(f"INSERT INTO {table} VALUES ({marks})", _rows_of(sums))
 
 
-def _rec_period_end(key: tuple[Any, ...]) -> int:
-    """The last week of the recorded period of a marginal roll-up key (MARGINAL_KEY)."""
-    span: int = key[2]
-    return int((key[5] + 1) * span - 1)
+def _rows_of(sums: Sums) -> list[tuple[Any, ...]]:
+    return [(*k, n, v, f, None if h is None else hist_text(h)) for k, (n, v, f, h) in sorted(
+        sums.items())]  # fmt: skip
 
 
-class RollupMemory:
-    """The rows of one roll-up table as this writer process wrote them, for a table it
-    found empty (a rebuild, a catch-up from position 0), on PostgreSQL.
+def _weekly_final(key: tuple[Any, ...]) -> int:
+    """The week by whose start a weekly roll-up row (ROLLUP_KEY) has every fact it will
+    ever have (facts come in recorded order): the week after its recorded week."""
+    return int(key[2]) + 1
 
-    A batch's sums are added to the remembered rows and the totals written over them (new
-    keys inserted), instead of being merged by the database: `lianhu_hist_add` parses both
-    histograms of every row that conflicts as JSON, with a GROUP BY, in the server, and a
-    catch-up's rows conflict with the previous batch's as often as not. Only the last few
-    recorded weeks are kept, since facts come in recorded order; a key recorded before
-    them (rare: a clock skew at a week's edge) goes the usual way. The writes give the
-    same rows, byte for byte, as merging in the database (tested).
+
+def _marginal_final(key: tuple[Any, ...]) -> int:
+    """The same for a marginal roll-up row (MARGINAL_KEY): the week after its recorded
+    period (of `span` weeks)."""
+    return int((key[5] + 1) * key[2])
+
+
+class HeldRollups:
+    """The roll-up rows of one facts table, held back by the view writer of a catch-up until
+    no more facts can come for them, then written once.
+
+    Written batch by batch, a catch-up from position 0 (a rebuild, new views) rewrites a
+    row with every batch that adds to it: at 10^6 events a weekly row about twice, a
+    quarter's or a year's marginal row with every batch of its period (1,147,000 rows
+    written for 405,000 rows kept), each rewrite merging its histogram. Facts come in
+    recorded order (the log's), so once a batch brings facts recorded in week L, no fact
+    recorded before week L - KEEP is to be expected: the rows that can hold only such facts
+    are written then (plain inserts), and that week goes into `lianhu_sealed`, in the
+    batch's transaction. Queries read the roll-ups for what was recorded before it and the
+    facts for the rest (`sealed_cut`): at every position the views answer what they would
+    with every row written. A fact recorded before that week all the same (a clock set
+    back) is merged into its row in the tables as usual if that row was written.
+
+    When the writer ends it writes what it holds and deletes its week (`flush`); a writer
+    stopped before leaves the week, and the next write of these tables sums those rows
+    again from the facts (`release_held`). Only committed batches are held: the writer
+    forgets this memory when a batch fails (projections.pipeline.scratch).
     """
 
-    KEEP = 2  # recorded weeks kept before the latest one seen
-    # where it pays: replaying the writes of a 200k-event catch-up took PostgreSQL 12.1–13.1 s
-    # merging, 9.5–10.3 s with the memory; SQLite merges in-process (lianhu_hist_add is a
-    # Python function) and took 4.7 s merging, 5.0–5.3 s with the memory
-    DIALECTS: ClassVar[frozenset[str]] = frozenset({"postgres"})
+    KEEP = 1  # recorded weeks held before the latest one seen
 
-    def __init__(self, week_of_key: Callable[[tuple[Any, ...]], int]) -> None:
-        self._week_of = week_of_key
-        self._weeks: dict[int, Sums] = {}
-        self._floor = -(1 << 62)  # the rows of keys recorded before this week are forgotten
-        self._latest = self._floor
+    def __init__(
+        self, facts: str, rollup: str, marginals: str, dims: Sequence[str],
+        heat_kinds: Collection[str] = (),
+    ) -> None:  # fmt: skip
+        self.facts, self.rollup, self.marginals = facts, rollup, marginals
+        self.keys: dict[str, tuple[Sequence[str], Callable[[tuple[Any, ...]], int]]] = {
+            rollup: (ROLLUP_KEY, _weekly_final), marginals: (MARGINAL_KEY, _marginal_final)
+        }  # fmt: skip
+        # the marginal dimensions in the weekly roll-up's key are summed from its rows once
+        # they are whole (`weekly_marginals`), the others from each batch's facts
+        self.weekly_dims = [d for d in dims if d in WEEKLY_COLUMNS]
+        self.fact_dims = [d for d in dims if d not in WEEKLY_COLUMNS]
+        self.heat_kinds = heat_kinds
+        # table -> the week a row is final by -> key -> sums
+        self.held: dict[str, dict[int, Sums]] = {rollup: {}, marginals: {}}
+        self.sealed: int | None = None  # rows final by this week are in the tables
 
-    def add(self, sums: Sums) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], Sums]:
-        """Add a batch's sums: (rows of new keys, rows of known keys with their totals, the
-        sums of keys this memory does not know, for the database to merge)."""
-        new: list[tuple[Any, ...]] = []
-        totals: list[tuple[Any, ...]] = []
-        unknown: Sums = {}
-        weeks, week_of = self._weeks, self._week_of
-        for k, s in sorted(sums.items()):
-            w = week_of(k)
-            if w < self._floor:
-                unknown[k] = s
+    def write(self, cur: ViewCursor, facts: Sequence[FactRow]) -> None:
+        """Add a batch's facts (inserted by the caller) to the roll-ups, and write the rows
+        no later fact can add to."""
+        self.add(cur, self.marginals, marginal_sums(facts, self.fact_dims, overall=False))
+        self._weekly(cur, self.add(cur, self.rollup, rollup_sums(facts)))
+        self.seal(cur, max(map(operator.itemgetter(REC_WEEK), facts)))
+
+    def _weekly(self, cur: ViewCursor, weekly: Sums) -> None:
+        """Add the marginal (and heat-map) rows of whole weekly rows as they are written."""
+        if weekly:
+            sums = weekly_marginals(weekly, self.weekly_dims)
+            if self.heat_kinds:
+                sums.update(heat_sums(weekly, self.heat_kinds))
+            self.add(cur, self.marginals, sums)
+
+    def add(self, cur: ViewCursor, table: str, sums: Sums) -> Sums:
+        """Hold a batch's sums for `table` (taken, not copied: the caller's are its own); the
+        sums of rows already written are merged into them, and returned."""
+        names, final_of = self.keys[table]
+        held, sealed = self.held[table], self.sealed
+        written: Sums = {}
+        for k, s in sums.items():
+            final = final_of(k)
+            if sealed is not None and final <= sealed:
+                written[k] = s
                 continue
-            rows = weeks.get(w)
+            rows = held.get(final)
             if rows is None:
-                rows = weeks[w] = {}
-                self._latest = max(self._latest, w)
-            out = new if _add_sums(rows, k, s) else totals
-            acc = rows[k]
-            out.append((*k, acc[0], acc[1], acc[2], None if acc[3] is None else hist_text(acc[3])))
-        floor = self._latest - self.KEEP
-        if floor > self._floor:
-            for w in [w for w in weeks if w < floor]:
-                del weeks[w]
-            self._floor = floor
-        return new, totals, unknown
+                held[final] = {k: s}
+            elif (acc := rows.get(k)) is None:
+                rows[k] = s
+            else:
+                acc[0] += s[0]
+                acc[1] += s[1]
+                acc[2] += s[2]
+                if s[3] is not None:
+                    h = acc[3]
+                    if h is None:
+                        acc[3] = s[3]
+                    else:
+                        for bucket, n in s[3].items():
+                            h[bucket] = h.get(bucket, 0) + n
+        _upsert_sums(cur, table, names, written)
+        return written
+
+    def seal(self, cur: ViewCursor, latest: int) -> None:
+        """Write the rows no fact recorded from week `latest` - KEEP on can add to."""
+        week = latest - self.KEEP
+        if self.sealed is not None and week <= self.sealed:
+            return
+        for table in (self.rollup, self.marginals):  # (whole weekly rows add marginal ones)
+            held, done = self.held[table], {}
+            for final in [f for f in held if f <= week]:
+                done.update(held.pop(final))
+            _insert_sums(cur, table, self.keys[table][0], done)
+            if table == self.rollup:
+                self._weekly(cur, done)
+        self.sealed = week
+        cur.execute(
+            "INSERT INTO lianhu_sealed (facts, week) VALUES (?, ?) "
+            "ON CONFLICT (facts) DO UPDATE SET week = excluded.week",
+            (self.facts, week),
+        )
+
+    def flush(self, cur: ViewCursor) -> None:
+        """Write every row held and delete the week: the roll-ups are whole."""
+        for table in (self.rollup, self.marginals):
+            held, done = self.held[table], {}
+            for rows in held.values():
+                done.update(rows)
+            held.clear()
+            _insert_sums(cur, table, self.keys[table][0], done)
+            if table == self.rollup:
+                self._weekly(cur, done)
+        cur.execute("DELETE FROM lianhu_sealed WHERE facts = ?", (self.facts,))
+        self.sealed = None
 
 
-def _memory(cur: ViewCursor, table: str, key: Sequence[str]) -> RollupMemory | None:
-    """The writer process's memory of `table` (None: not in a writer process, or the table
-    had rows before this writer's first batch)."""
-    remembered = scratch()
-    if remembered is None or cur.dialect not in RollupMemory.DIALECTS:
+def _held(
+    cur: ViewCursor, facts: str, rollup: str, marginals: str, dims: Sequence[str],
+    heat_kinds: Collection[str],
+) -> HeldRollups | None:  # fmt: skip
+    """The writer process's held rows of `facts`' roll-ups: None outside a writer process,
+    or if the tables had rows before its first batch (only a catch-up into empty tables
+    holds rows back: the rows it writes are new)."""
+    memory = scratch()
+    if memory is None:
         return None
-    name = f"rollup:{table}"
-    if name not in remembered:
-        empty = cur.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None
-        week_of_key = _rec_week if tuple(key) == ROLLUP_KEY else _rec_period_end
-        remembered[name] = RollupMemory(week_of_key) if empty else None
-    memory: RollupMemory | None = remembered[name]
-    return memory
+    name = f"held:{facts}"
+    if name not in memory:
+        empty = all(
+            cur.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() is None
+            for t in (facts, rollup, marginals)
+        )
+        fresh = empty and sealed_week(cur, facts) is None
+        memory[name] = HeldRollups(facts, rollup, marginals, dims, heat_kinds) if fresh else None
+    held: HeldRollups | None = memory[name]
+    return held
+
+
+def sealed_week(cur: ViewCursor, facts: str) -> int | None:
+    """The week from which the roll-ups of `facts` lack what a writer held back (None: they
+    are whole)."""
+    row = cur.execute("SELECT week FROM lianhu_sealed WHERE facts = ?", (facts,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def sealed_cut(cur: ViewCursor, facts: str) -> float:
+    """The moment up to which (exclusive) the roll-ups of `facts` hold what was recorded:
+    FOREVER, or the start of the week a catch-up's writer holds rows back from."""
+    week = sealed_week(cur, facts)
+    return FOREVER if week is None else week_start(week)
+
+
+def release_held(
+    cur: ViewCursor, facts: str, rollup: str, marginals: str, dims: Sequence[str],
+    heat_kinds: Collection[str] = (),
+) -> None:  # fmt: skip
+    """Write the roll-up rows a writer held back and did not write (it was stopped before
+    the end of its catch-up), summed again from the facts: every row final after the
+    sealed week, from the facts recorded in the periods those rows cover (the longest
+    span's period holding that week and after), a quarter of weeks at a time."""
+    week = sealed_week(cur, facts)
+    if week is None:
+        return
+    log.info("%s: writing the roll-up rows an interrupted catch-up held back", facts)
+    found = cur.execute(f"SELECT MAX(rec_week) FROM {facts}").fetchone()
+    top = week if found is None or found[0] is None else int(found[0])
+    for lo in range(week // SPANS[0] * SPANS[0], top + 1, HEAT_SPAN):
+        rows = cur.execute(
+            f"SELECT * FROM {facts} WHERE rec_week >= ? AND rec_week < ?", (lo, lo + HEAT_SPAN)
+        ).fetchall()
+        weekly = rollup_sums(rows)
+        marginal = marginal_sums(rows, dims)
+        marginal.update(heat_sums(weekly, heat_kinds))
+        _upsert_sums(
+            cur, rollup, ROLLUP_KEY, {k: s for k, s in weekly.items() if _weekly_final(k) > week}
+        )
+        _upsert_sums(
+            cur,
+            marginals,
+            MARGINAL_KEY,
+            {k: s for k, s in marginal.items() if _marginal_final(k) > week},
+        )
+    cur.execute("DELETE FROM lianhu_sealed WHERE facts = ?", (facts,))
 
 
 def write_facts(cur: ViewCursor, facts_table: str, rollup_table: str, facts: list[FactRow]) -> Sums:
@@ -354,6 +471,25 @@ def marginal_sums(facts: Sequence[FactRow], dims: Sequence[str], *, overall: boo
     for d in dims:
         by = _sum_facts(facts, operator.itemgetter(KIND, MARGINAL_COLUMNS[d], AT_WEEK, REC_WEEK))
         weeks.update({(kind, d, 1, str(v), w, rw): s for (kind, v, w, rw), s in by.items()})
+    return _spans(weeks) if weeks else {}
+
+
+WEEKLY_COLUMNS = {"area": 3, "level": 4, "category": 5, "urgency": 6, "depth": 7}
+"""The marginal dimensions in the weekly roll-up's key (ROLLUP_KEY), and where."""
+
+
+def weekly_marginals(weekly: Sums, dims: Sequence[str]) -> Sums:
+    """The marginal sums (every span, and the overall ones) of weekly roll-up rows, for
+    `dims` among WEEKLY_COLUMNS: what `marginal_sums` makes of their facts. From whole
+    rows (HeldRollups) this reads half as many rows as there are facts, once each (10^6
+    events: 290,000 rows for 1,656,000 facts)."""
+    weeks: Sums = {}
+    add = _add_sums
+    for k, s in weekly.items():
+        kind, w, rw = k[0], k[1], k[2]
+        add(weeks, (kind, "", 1, "", w, rw), s)
+        for d in dims:
+            add(weeks, (kind, d, 1, str(k[WEEKLY_COLUMNS[d]]), w, rw), s)
     return _spans(weeks) if weeks else {}
 
 
@@ -419,9 +555,18 @@ def write_fact_tables(
     cur: ViewCursor, facts_table: str, rollup: str, marginals: str, dims: Sequence[str],
     facts: list[FactRow], heat_kinds: Collection[str] = (),
 ) -> None:  # fmt: skip
-    """Insert facts and add them to the weekly and the marginal roll-up."""
-    weekly = write_facts(cur, facts_table, rollup, facts)
-    write_marginals(cur, marginals, facts, dims, weekly, heat_kinds)
+    """Insert facts and add them to the weekly and the marginal roll-up (held back by the
+    writer of a catch-up into empty tables: HeldRollups)."""
+    held = _held(cur, facts_table, rollup, marginals, dims, heat_kinds)
+    if held is None:
+        release_held(cur, facts_table, rollup, marginals, dims, heat_kinds)
+        weekly = write_facts(cur, facts_table, rollup, facts)
+        write_marginals(cur, marginals, facts, dims, weekly, heat_kinds)
+        return
+    if not facts:
+        return
+    cur.executemany(f"INSERT INTO {facts_table} VALUES ({', '.join('?' * 16)})", facts)
+    held.write(cur, facts)
 
 
 def table_exists(cur: ViewCursor, table: str) -> bool:
@@ -697,6 +842,7 @@ def heat_rows(
     plain = (
         f.as_of is not None or not _in_roll_up(f, area_length) or (f.scope or "").startswith(
             "dept:") or any(v is not None for v in (f.level, f.urgency, f.depth))
+        or sealed_cut(cur, facts_table) < FOREVER  # rows held back by a catch-up's writer
     )  # fmt: skip
     out: HeatRows = {}
     if span is None:
@@ -787,6 +933,7 @@ def _weekly_parts(
     scope narrower than the roll-up's areas). Each selects the group columns, then
     `values`: the expressions read from the facts and from the roll-up."""
     since, until, as_of = span
+    cut = min(as_of, sealed_cut(cur, facts_table))  # the roll-up holds what was recorded before
     raw_values, rollup_values = values
     scope_ok = _in_roll_up(f, area_length)
     use_rollup = scope_ok and "unit" not in columns
@@ -805,8 +952,8 @@ def _weekly_parts(
             )
         )
     else:
-        w_lo, w_hi = _whole_weeks(since, until, as_of)
-        w_as_of = week_of(as_of) if as_of < FOREVER else week_of(FOREVER) + 1
+        w_lo, w_hi = _whole_weeks(since, until, cut)
+        w_cut = week_of(cut) if cut < FOREVER else week_of(FOREVER) + 1
         roll_dims, roll_params = in_subtree("area", f.scope, cur.dialect, indexed=False)
         if w_lo > w_hi:  # no whole week inside the range: raw facts only
             parts.append(
@@ -822,7 +969,7 @@ def _weekly_parts(
                     f"SELECT {group_col}, {rollup_values} FROM "
                     f"{rollup_table} WHERE kind = ? AND at_week >= ? AND at_week <= ? "
                     f"AND rec_week < ?{dims}{roll_dims}",
-                    [kind, w_lo, w_hi, w_as_of, *params, *roll_params],
+                    [kind, w_lo, w_hi, w_cut, *params, *roll_params],
                 )
             )
             for lo, hi in ((since, lo_edge), (hi_edge, until)):
@@ -833,13 +980,13 @@ def _weekly_parts(
                             [kind, lo, hi, as_of, *params, *raw_params],
                         )
                     )
-            if as_of < FOREVER:
+            if cut < FOREVER:  # facts of the whole weeks recorded from cut's week on
                 parts.append(
                     (
                         f"{raw} AND recorded >= ? AND recorded <= ? AND +at >= ? AND at < ?"
                         " AND at_week <> rec_week"
                         f"{dims}{raw_dims}",
-                        [kind, week_start(w_as_of), as_of, lo_edge, hi_edge, *params, *raw_params],
+                        [kind, week_start(w_cut), as_of, lo_edge, hi_edge, *params, *raw_params],
                     )
                 )
     return parts
@@ -903,10 +1050,12 @@ def _from_marginals(
     """Sum from the marginal roll-up: whole quarters, then whole weeks, then raw facts.
 
     For each span (52 weeks, 13, then 1), the periods wholly inside the range are read from the
-    roll-up where they were recorded before as_of's period; the range's edges, and facts of
-    those periods recorded from the start of as_of's period up to as_of, go to the next
-    finer span; the finest is the raw facts. A fact recorded in a later period than the one
-    it concerns is a cancellation: those are found through a partial index.
+    roll-up where they were recorded before the cut's period (the cut: as_of, or the week
+    from which a catch-up's writer holds rows back, HeldRollups, whichever is earlier); the
+    range's edges, and facts of those periods recorded from the start of the cut's period
+    up to as_of, go to the next finer span; the finest is the raw facts. A fact recorded in
+    a later period than the one it concerns is a cancellation: those are found through a
+    partial index.
     """
     group = columns[0] if columns else None
     # the marginal rows: which dimension, and its value condition
@@ -956,7 +1105,7 @@ def _from_marginals(
             return
         late = rec_lo > -FOREVER
         if level == len(spans):
-            if late:  # facts recorded in as_of's week: the recorded index bounds the scan
+            if late:  # facts recorded from the cut's week: the recorded index bounds the scan
                 sql = raw.replace(" AND at >= ?", " AND +at >= ?")
                 sql += " AND recorded >= ? AND at_week <> rec_week"
                 parts.append((sql, [kind, *r_params, lo, hi, as_of, rec_lo]))
@@ -967,8 +1116,8 @@ def _from_marginals(
         length = span * WEEK
         p_lo = math.ceil((lo - WEEK_ORIGIN) / length) if lo > -FOREVER else -big
         p_hi = math.floor((hi - WEEK_ORIGIN) / length) if hi < FOREVER else big
-        p_as_of = math.floor((as_of - WEEK_ORIGIN) / length) if as_of < FOREVER else big
-        p_hi = min(p_hi, p_as_of)  # as_of's own period is never whole before as_of
+        p_cut = math.floor((cut - WEEK_ORIGIN) / length) if cut < FOREVER else big
+        p_hi = min(p_hi, p_cut)  # as_of's own period is never whole before as_of
         if p_lo >= p_hi:
             plan(lo, hi, rec_lo, level + 1)
             return
@@ -977,12 +1126,13 @@ def _from_marginals(
         b = WEEK_ORIGIN + p_hi * length if p_hi < big else hi
         p_rec = math.floor((rec_lo - WEEK_ORIGIN) / length) if late else -big
         sql = marg + (" AND rec_period <> period" if late else "")
-        parts.append((sql, [kind, *m_params, span, *m_params_val, p_lo, p_hi, p_rec, p_as_of]))
-        if as_of < FOREVER:  # recorded from the start of as_of's period on
-            plan(a, b, max(rec_lo, WEEK_ORIGIN + p_as_of * length), level + 1)
+        parts.append((sql, [kind, *m_params, span, *m_params_val, p_lo, p_hi, p_rec, p_cut]))
+        if cut < FOREVER:  # recorded from the start of cut's period on
+            plan(a, b, max(rec_lo, WEEK_ORIGIN + p_cut * length), level + 1)
         plan(lo, a, rec_lo, level + 1)
         plan(b, hi, rec_lo, level + 1)
 
+    cut = min(as_of, sealed_cut(cur, facts_table))  # the roll-up holds what was recorded before
     plan(since, until, -FOREVER, 0)
     # depths: text in the marginal rows (`val`), integers in the facts
     return _summed(cur, parts, 1, False, int_keys=dim == "depth" and group == "depth")
@@ -1143,6 +1293,10 @@ class FactModel(FoldModel[S]):
             return True
         some = f"SELECT 1 FROM {facts} WHERE kind IN ({marks}) LIMIT 1"
         return cur.execute(some, kinds).fetchone() is None
+
+    def drop(self, cur: ViewCursor) -> None:
+        super().drop(cur)
+        cur.execute("DELETE FROM lianhu_sealed WHERE facts = ?", (self.t(f"{self.prefix}_facts"),))
 
     def load_states(self, cur: ViewCursor, keys: Sequence[str]) -> dict[str, S]:
         return load_json_states(cur, self.t(f"{self.prefix}_state"), keys, self.decode)

@@ -80,7 +80,8 @@ def _plain(rows: Any) -> Any:
 
 # What functions run by the writer (projections.fold.write_call) may remember across the
 # batches of one catch-up; None outside a writer process. Emptied whenever a batch fails or
-# conflicts, so it only ever holds what committed batches wrote.
+# conflicts, so it only ever holds what committed batches wrote; what has a `flush(cursor)`
+# method is flushed in one last transaction when the writer ends (`_flush`).
 _scratch: dict[str, Any] | None = None
 
 
@@ -127,6 +128,7 @@ def write_views(views: ViewStore, conn: Connection) -> None:
     try:
         with views.bulk_writes():
             _write_batches(views, conn)
+            _flush(views, _scratch)
     finally:
         _scratch = None
         views.close()
@@ -162,6 +164,19 @@ def _write_batches(views: ViewStore, conn: Connection) -> None:
         except Exception as e:  # noqa: BLE001 (the follower raises it; the writer waits)
             _forget()
             conn.send(("error", f"{type(e).__name__}: {e}"))
+
+
+def _flush(views: ViewStore, memory: dict[str, Any]) -> None:
+    """The last transaction of a writer: what it remembers with a `flush(cursor)` method
+    (rows held back, projections.measures.HeldRollups) written out. Positions do not move:
+    the views are as whole before it as after (a writer stopped before it leaves them so,
+    and the next write of the tables writes what was held)."""
+    held = [m for m in memory.values() if hasattr(m, "flush")]
+    if held:
+        with views.transaction() as cur:
+            for m in held:
+                m.flush(cur)
+        memory.clear()
 
 
 def _forget() -> None:
