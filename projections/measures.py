@@ -86,6 +86,11 @@ SPANS = (52, 13, 1)  # marginal periods in weeks, each a multiple of the next: y
 # weeks, quarters of 13, and weeks (always); all counted from the week origin
 assert SPANS[-1] == 1 and all(a % b == 0 for a, b in itertools.pairwise(SPANS))
 HEAT, HEAT_SPAN = "heat", 13  # the marginal rows packing a quarter's weekly counts (heat_sums)
+# The span of the marginal rows of all time (period 0, recorded period 0), summed from the
+# longest span's: what a live question without a time range reads, one row per value (the
+# response times per unit: ~600 rows instead of ~1,200 of 52 weeks)
+ALL_TIME = 0
+NEVER = 1 << 62  # the week by which an all-time row is final: none
 
 
 def fact_indexes(facts: str, rollup: str) -> tuple[str, ...]:
@@ -246,8 +251,8 @@ def _weekly_final(key: tuple[Any, ...]) -> int:
 
 def _marginal_final(key: tuple[Any, ...]) -> int:
     """The same for a marginal roll-up row (MARGINAL_KEY): the week after its recorded
-    period (of `span` weeks)."""
-    return int((key[5] + 1) * key[2])
+    period (of `span` weeks); NEVER for an all-time row (written when a writer ends)."""
+    return int((key[5] + 1) * key[2]) if key[2] != ALL_TIME else NEVER
 
 
 class HeldRollups:
@@ -429,12 +434,16 @@ def release_held(
         _upsert_sums(
             cur, rollup, ROLLUP_KEY, {k: s for k, s in weekly.items() if _weekly_final(k) > week}
         )
+        marginal = {k: s for k, s in marginal.items() if k[2] != ALL_TIME}  # (from all facts)
         _upsert_sums(
             cur,
             marginals,
             MARGINAL_KEY,
             {k: s for k, s in marginal.items() if _marginal_final(k) > week},
         )
+    # the all-time rows, from every fact: summed again from the (now whole) longest span's
+    cur.execute(f"DELETE FROM {marginals} WHERE span = ?", (ALL_TIME,))
+    _sum_span(cur, marginals, ALL_TIME, SPANS[0])
     cur.execute("DELETE FROM lianhu_sealed WHERE facts = ?", (facts,))
 
 
@@ -501,17 +510,40 @@ def _spans(weeks: Sums) -> Sums:
     for span in reversed(SPANS[:-1]):
         finer, shorter = _coarser(finer, shorter, span), span
         sums.update(finer)
+    sums.update(_coarser(finer, shorter, ALL_TIME))
     return sums
 
 
 def _coarser(finer: Sums, shorter: int, longer: int) -> Sums:
     """Marginal sums of periods of `shorter` weeks summed into the `longer` periods they
-    lie in (periods nest: SPANS are multiples of each other, counted from the week origin)."""
-    k = longer // shorter
+    lie in (periods nest: SPANS are multiples of each other, counted from the week origin),
+    or into all time (`longer` ALL_TIME: period 0, recorded period 0)."""
     out: Sums = {}
+    if longer == ALL_TIME:
+        for (kind, dim, _, val, _, _), s in finer.items():
+            _add_sums(out, (kind, dim, ALL_TIME, val, 0, 0), s)
+        return out
+    k = longer // shorter
     for (kind, dim, _, val, period, rec_period), s in finer.items():
         _add_sums(out, (kind, dim, longer, val, period // k, rec_period // k), s)
     return out
+
+
+def _sum_span(cur: ViewCursor, marginals: str, longer: int, shorter: int) -> None:
+    """Sum the marginal rows of `shorter` periods into the `longer` ones they lie in (views
+    made before the model kept those; a writer's all-time rows it held and lost): the rows
+    a fresh fold writes, read from ~100,000 quarter rows at 10^6 events."""
+    rows = cur.execute(
+        f"SELECT kind, dim, val, period, rec_period, n, value, flag, hist FROM {marginals} "
+        "WHERE span = ? AND dim <> ?",
+        (shorter, HEAT),
+    ).fetchall()
+    finer: Sums = {
+        (kind, dim, shorter, val, int(period), int(rec_period)):
+            [n, value, flag, None if hist is None else dict(hist_counts(hist))]
+        for kind, dim, val, period, rec_period, n, value, flag, hist in rows
+    }  # fmt: skip
+    _upsert_sums(cur, marginals, MARGINAL_KEY, _coarser(finer, shorter, longer))
 
 
 def heat_sums(weekly: Sums, kinds: Collection[str]) -> Sums:
@@ -1133,7 +1165,12 @@ def _from_marginals(
         plan(b, hi, rec_lo, level + 1)
 
     cut = min(as_of, sealed_cut(cur, facts_table))  # the roll-up holds what was recorded before
-    plan(since, until, -FOREVER, 0)
+    if since <= -FOREVER and until >= FOREVER and cut >= FOREVER and group != "week":
+        # live, of all time: the all-time rows (a view made before them has them refilled
+        # when a follower starts, as for every span)
+        parts.append((marg, [kind, *m_params, ALL_TIME, *m_params_val, 0, 1, 0, 1]))
+    else:
+        plan(since, until, -FOREVER, 0)
     # depths: text in the marginal rows (`val`), integers in the facts
     return _summed(cur, parts, 1, False, int_keys=dim == "depth" and group == "depth")
 
@@ -1229,10 +1266,11 @@ class FactModel(FoldModel[S]):
             if dim in LATER_DIMS and not self._has_rows(cur, facts, marginals, self.kinds, dim):
                 log.info("%s: adding the marginal rows per %s (once)", self.base_name, dim)
                 self._backfill_fact_dim(cur, facts, marginals, dim)
-        for longer, shorter in itertools.pairwise(SPANS):
+        for longer, shorter in itertools.pairwise((ALL_TIME, *SPANS)):
             if not self._has_span(cur, marginals, longer, shorter):
-                log.info("%s: adding the %d-week marginal rows (once)", self.base_name, longer)
-                self._backfill_span(cur, marginals, longer, shorter)
+                log.info("%s: adding the %s marginal rows (once)", self.base_name,
+                         f"{longer}-week" if longer != ALL_TIME else "all-time")  # fmt: skip
+                _sum_span(cur, marginals, longer, shorter)
 
     def _has_span(self, cur: ViewCursor, marginals: str, longer: int, shorter: int) -> bool:
         """False for views made before the marginal roll-up kept periods of `longer` weeks
@@ -1244,23 +1282,6 @@ class FactModel(FoldModel[S]):
         if cur.execute(some, [*self.kinds, longer]).fetchone() is not None:
             return True
         return cur.execute(some, [*self.kinds, shorter]).fetchone() is None
-
-    @staticmethod
-    def _backfill_span(cur: ViewCursor, marginals: str, longer: int, shorter: int) -> None:
-        """Sum the rows of `shorter` periods into the `longer` ones they lie in (views made
-        before the model kept those; periods nest, both counted from the week origin):
-        the rows a fresh fold writes, read from ~100,000 quarter rows at 10^6 events."""
-        rows = cur.execute(
-            f"SELECT kind, dim, val, period, rec_period, n, value, flag, hist FROM {marginals} "
-            "WHERE span = ? AND dim <> ?",
-            (shorter, HEAT),
-        ).fetchall()
-        finer: Sums = {
-            (kind, dim, shorter, val, int(period), int(rec_period)):
-                [n, value, flag, None if hist is None else dict(hist_counts(hist))]
-            for kind, dim, val, period, rec_period, n, value, flag, hist in rows
-        }  # fmt: skip
-        _upsert_sums(cur, marginals, MARGINAL_KEY, _coarser(finer, shorter, longer))
 
     def _backfill_fact_dim(self, cur: ViewCursor, facts: str, marginals: str, dim: str) -> None:
         """Add the marginal rows of a dimension (LATER_DIMS) to views made before the model

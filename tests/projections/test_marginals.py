@@ -19,6 +19,7 @@ from engine.viewstore import ViewStore, hist_text, set_position
 from projections import pipeline
 from projections.fold import WEEK, WEEK_ORIGIN, area_of
 from projections.measures import (
+    ALL_TIME,
     FACTS_DDL,
     HEAT_GROUPS,
     MARGINALS_DDL,
@@ -355,10 +356,22 @@ def test_views_from_before_the_52_week_rows_get_them_at_start(name: str, seed: i
     assert_refilled_at_start(name, seed, "marg", without_year_rows)
 
 
+@pytest.mark.parametrize(("name", "seed"), [("response_times", 10), ("indicators", 11)])
+def test_views_from_before_the_all_time_rows_get_them_at_start(name: str, seed: int) -> None:
+    def without_all_time_rows(cur: Any, t: Callable[[str], str]) -> None:
+        kept = cur.execute(f"SELECT COUNT(*) FROM {t('marg')} WHERE span = ?", (ALL_TIME,))
+        found = kept.fetchone()
+        assert found is not None and found[0] > 0
+        cur.execute(f"DELETE FROM {t('marg')} WHERE span = ?", (ALL_TIME,))
+
+    assert_refilled_at_start(name, seed, "marg", without_all_time_rows)
+
+
 @pytest.mark.parametrize(
     ("since", "until", "spans"),
     [(T0 + 40 * 86400, T0 + 405 * 86400, [13, 1]),  # a year across two 52-week periods
-     (None, None, [52])],  # all of the history, open at both ends: whole 52-week periods
+     (T0 - 30 * 86400, None, [52, 13, 1]),  # open at one end: whole 52-week periods first
+     (None, None, [ALL_TIME])],  # all of the history, open at both ends: the all-time rows
 )  # fmt: skip
 def test_a_county_year_reads_the_longest_whole_periods(
     store: tuple[ViewStore, list[FactRow]], since: float | None, until: float | None,
