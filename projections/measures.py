@@ -91,6 +91,8 @@ HEAT, HEAT_SPAN = "heat", 13  # the marginal rows packing a quarter's weekly cou
 # response times per unit: ~600 rows instead of ~1,200 of 52 weeks)
 ALL_TIME = 0
 NEVER = 1 << 62  # the week by which an all-time row is final: none
+LEVELS = (*reversed(SPANS), ALL_TIME)  # marginal spans, each summed into the next
+NEXT_LEVEL = dict(itertools.pairwise(LEVELS))
 
 
 def fact_indexes(facts: str, rollup: str) -> tuple[str, ...]:
@@ -284,42 +286,60 @@ class HeldRollups:
         heat_kinds: Collection[str] = (),
     ) -> None:  # fmt: skip
         self.facts, self.rollup, self.marginals = facts, rollup, marginals
-        self.keys: dict[str, tuple[Sequence[str], Callable[[tuple[Any, ...]], int]]] = {
-            rollup: (ROLLUP_KEY, _weekly_final), marginals: (MARGINAL_KEY, _marginal_final)
-        }  # fmt: skip
         # the marginal dimensions in the weekly roll-up's key are summed from its rows once
-        # they are whole (`weekly_marginals`), the others from each batch's facts
+        # they are whole (`weekly_marginal_sums`), the others from each batch's facts
         self.weekly_dims = [d for d in dims if d in WEEKLY_COLUMNS]
         self.fact_dims = [d for d in dims if d not in WEEKLY_COLUMNS]
         self.heat_kinds = heat_kinds
-        # table -> the week a row is final by -> key -> sums
-        self.held: dict[str, dict[int, Sums]] = {rollup: {}, marginals: {}}
+        # the week a row is final by -> key -> sums: weekly rows, and marginal rows by span;
+        # a marginal row is summed into the next longer span's once it is whole (or at once
+        # for what is merged into a row already written), never batch by batch
+        self.weekly: dict[int, Sums] = {}
+        self.spans: dict[int, dict[int, Sums]] = {span: {} for span in LEVELS}
         self.sealed: int | None = None  # rows final by this week are in the tables
 
     def write(self, cur: ViewCursor, facts: Sequence[FactRow]) -> None:
         """Add a batch's facts (inserted by the caller) to the roll-ups, and write the rows
         no later fact can add to."""
-        self.add(cur, self.marginals, marginal_sums(facts, self.fact_dims, overall=False))
-        self._weekly(cur, self.add(cur, self.rollup, rollup_sums(facts)))
+        if self.fact_dims:
+            self._add_marginal(cur, 1, weekly_sums(facts, self.fact_dims, overall=False))
+        written = self._hold(self.weekly, rollup_sums(facts), _weekly_final)
+        if written:  # merged into rows written before: their marginal rows too
+            _upsert_sums(cur, self.rollup, ROLLUP_KEY, written)
+            self._weekly_whole(cur, written)
         self.seal(cur, max(map(operator.itemgetter(REC_WEEK), facts)))
 
-    def _weekly(self, cur: ViewCursor, weekly: Sums) -> None:
-        """Add the marginal (and heat-map) rows of whole weekly rows as they are written."""
-        if weekly:
-            sums = weekly_marginals(weekly, self.weekly_dims)
-            if self.heat_kinds:
-                sums.update(heat_sums(weekly, self.heat_kinds))
-            self.add(cur, self.marginals, sums)
+    def _weekly_whole(self, cur: ViewCursor, weekly: Sums) -> None:
+        """Add the marginal (and heat-map) rows of whole weekly rows."""
+        self._add_marginal(cur, 1, weekly_marginal_sums(weekly, self.weekly_dims))
+        if self.heat_kinds:  # (span HEAT_SPAN, summed into no longer span)
+            self._add_marginal(cur, HEAT_SPAN, heat_sums(weekly, self.heat_kinds))
 
-    def add(self, cur: ViewCursor, table: str, sums: Sums) -> Sums:
-        """Hold a batch's sums for `table` (taken, not copied: the caller's are its own); the
-        sums of rows already written are merged into them, and returned."""
-        names, final_of = self.keys[table]
-        held, sealed = self.held[table], self.sealed
+    def _add_marginal(self, cur: ViewCursor, span: int, sums: Sums) -> None:
+        """Hold marginal sums of `span`; those merged into rows already written are written
+        and summed into the next longer span at once."""
+        written = self._hold(self.spans[span], sums, _marginal_final)
+        if written:
+            _upsert_sums(cur, self.marginals, MARGINAL_KEY, written)
+            self._lengthen(cur, span, written)
+
+    def _lengthen(self, cur: ViewCursor, span: int, sums: Sums) -> None:
+        """Sum marginal sums of `span` into the next longer span (the heat map's rows stay)."""
+        longer = NEXT_LEVEL.get(span)
+        if longer is not None:
+            sums = {k: s for k, s in sums.items() if k[1] != HEAT} if span == HEAT_SPAN else sums
+            self._add_marginal(cur, longer, _coarser(sums, span, longer))
+
+    def _hold(
+        self, held: dict[int, Sums], sums: Sums, final_of: Callable[[tuple[Any, ...]], int]
+    ) -> Sums:
+        """Hold `sums` (taken, not copied: the caller's are its own) in `held`, by the week
+        each row is final by; returns the sums of rows already written, to merge into them."""
+        sealed = self.sealed if self.sealed is not None else -NEVER
         written: Sums = {}
         for k, s in sums.items():
             final = final_of(k)
-            if sealed is not None and final <= sealed:
+            if final <= sealed:
                 written[k] = s
                 continue
             rows = held.get(final)
@@ -338,7 +358,6 @@ class HeldRollups:
                     else:
                         for bucket, n in s[3].items():
                             h[bucket] = h.get(bucket, 0) + n
-        _upsert_sums(cur, table, names, written)
         return written
 
     def seal(self, cur: ViewCursor, latest: int) -> None:
@@ -346,13 +365,7 @@ class HeldRollups:
         week = latest - self.KEEP
         if self.sealed is not None and week <= self.sealed:
             return
-        for table in (self.rollup, self.marginals):  # (whole weekly rows add marginal ones)
-            held, done = self.held[table], {}
-            for final in [f for f in held if f <= week]:
-                done.update(held.pop(final))
-            _insert_sums(cur, table, self.keys[table][0], done)
-            if table == self.rollup:
-                self._weekly(cur, done)
+        self._release(cur, week)
         self.sealed = week
         cur.execute(
             "INSERT INTO lianhu_sealed (facts, week) VALUES (?, ?) "
@@ -360,18 +373,30 @@ class HeldRollups:
             (self.facts, week),
         )
 
+    def _release(self, cur: ViewCursor, week: int) -> None:
+        """Write the rows final by `week`: weekly rows, then marginal rows span by span, the
+        shorter ones summed into the longer before those are written."""
+        done = _pop_final(self.weekly, week)
+        _insert_sums(cur, self.rollup, ROLLUP_KEY, done)
+        self._weekly_whole(cur, done)
+        for span in LEVELS:
+            done = _pop_final(self.spans[span], week)
+            _insert_sums(cur, self.marginals, MARGINAL_KEY, done)
+            self._lengthen(cur, span, done)
+
     def flush(self, cur: ViewCursor) -> None:
         """Write every row held and delete the week: the roll-ups are whole."""
-        for table in (self.rollup, self.marginals):
-            held, done = self.held[table], {}
-            for rows in held.values():
-                done.update(rows)
-            held.clear()
-            _insert_sums(cur, table, self.keys[table][0], done)
-            if table == self.rollup:
-                self._weekly(cur, done)
+        self._release(cur, NEVER)
         cur.execute("DELETE FROM lianhu_sealed WHERE facts = ?", (self.facts,))
         self.sealed = None
+
+
+def _pop_final(held: dict[int, Sums], week: int) -> Sums:
+    """The rows of `held` final by `week`, taken out of it."""
+    done: Sums = {}
+    for final in [f for f in held if f <= week]:
+        done.update(held.pop(final))
+    return done
 
 
 def _held(
@@ -468,9 +493,16 @@ without their rows get them refilled when a follower starts (FactModel.create)."
 def marginal_sums(facts: Sequence[FactRow], dims: Sequence[str], *, overall: bool = True) -> Sums:
     """The facts summed per (kind, one dimension's value, span of weeks, period, recorded
     period) for each dimension of `dims` (and, if `overall`, for none: dim ""), for each
-    span of SPANS: weeks straight from the facts (one pass keyed by an itemgetter per
-    dimension), longer spans from the weeks. From the facts rather than from their weekly
-    roll-up: that hardly compresses a batch (161,000 rows for 331,000 facts at 200k
+    span of SPANS and all time: weeks straight from the facts (`weekly_sums`), longer
+    spans from the weeks."""
+    weeks = weekly_sums(facts, dims, overall=overall)
+    return _spans(weeks) if weeks else {}
+
+
+def weekly_sums(facts: Sequence[FactRow], dims: Sequence[str], *, overall: bool = True) -> Sums:
+    """The weekly (span 1) marginal sums of `marginal_sums`: one pass over the facts keyed by
+    an itemgetter per dimension. From the facts rather than from their weekly roll-up
+    batch by batch: that hardly compresses a batch (161,000 rows for 331,000 facts at 200k
     events), and re-keying it per dimension merged a histogram per row and dimension (the
     writer's replay of a 200k catch-up, three alternating pairs: 9.0-9.8 -> 8.2-9.4 s)."""
     weeks: Sums = {}
@@ -480,26 +512,41 @@ def marginal_sums(facts: Sequence[FactRow], dims: Sequence[str], *, overall: boo
     for d in dims:
         by = _sum_facts(facts, operator.itemgetter(KIND, MARGINAL_COLUMNS[d], AT_WEEK, REC_WEEK))
         weeks.update({(kind, d, 1, str(v), w, rw): s for (kind, v, w, rw), s in by.items()})
-    return _spans(weeks) if weeks else {}
+    return weeks
 
 
 WEEKLY_COLUMNS = {"area": 3, "level": 4, "category": 5, "urgency": 6, "depth": 7}
 """The marginal dimensions in the weekly roll-up's key (ROLLUP_KEY), and where."""
 
 
-def weekly_marginals(weekly: Sums, dims: Sequence[str]) -> Sums:
-    """The marginal sums (every span, and the overall ones) of weekly roll-up rows, for
-    `dims` among WEEKLY_COLUMNS: what `marginal_sums` makes of their facts. From whole
-    rows (HeldRollups) this reads half as many rows as there are facts, once each (10^6
+def weekly_marginal_sums(weekly: Sums, dims: Sequence[str]) -> Sums:
+    """The weekly (span 1) marginal sums, overall and for `dims` among WEEKLY_COLUMNS, of
+    weekly roll-up rows: what `weekly_sums` makes of their facts. From whole rows
+    (HeldRollups) this reads a fifth as many rows as there are facts, once each (10^6
     events: 290,000 rows for 1,656,000 facts)."""
     weeks: Sums = {}
-    add = _add_sums
+    get = weeks.get
+    columns = [(d, WEEKLY_COLUMNS[d]) for d in dims]
     for k, s in weekly.items():
         kind, w, rw = k[0], k[1], k[2]
-        add(weeks, (kind, "", 1, "", w, rw), s)
-        for d in dims:
-            add(weeks, (kind, d, 1, str(k[WEEKLY_COLUMNS[d]]), w, rw), s)
-    return _spans(weeks) if weeks else {}
+        n, value, flag, hist = s
+        for key in ((kind, "", 1, "", w, rw),
+                    *[(kind, d, 1, str(k[c]), w, rw) for d, c in columns]):  # fmt: skip
+            acc = get(key)
+            if acc is None:
+                weeks[key] = [n, value, flag, None if hist is None else dict(hist)]
+                continue
+            acc[0] += n
+            acc[1] += value
+            acc[2] += flag
+            if hist is not None:
+                h = acc[3]
+                if h is None:
+                    acc[3] = dict(hist)
+                else:
+                    for bucket, c in hist.items():
+                        h[bucket] = h.get(bucket, 0) + c
+    return weeks
 
 
 def _spans(weeks: Sums) -> Sums:
