@@ -337,6 +337,14 @@ def latencies(
             "kind": rng.choice(["assignment", "first", "resolution"]),
             "group_by": "unit",
         },
+        # the same over the calendar year (Beijing): bounded, so the periods inside it and
+        # its edges are read, not the all-time rows
+        "response-times by unit, calendar year": lambda: {
+            "kind": rng.choice(["assignment", "first", "resolution"]),
+            "group_by": "unit",
+            "since": "2026-01-01T00:00:00+08:00",
+            "until": "2027-01-01T00:00:00+08:00",
+        },
         "response-times township, by unit": lambda: {
             "kind": "resolution",
             "unit": rng.choice(townships),
