@@ -206,17 +206,24 @@ def _add_sums(into: Sums, key: tuple[Any, ...], s: list[Any]) -> bool:
     if acc is None:
         into[key] = [s[0], s[1], s[2], None if s[3] is None else dict(s[3])]
         return True
+    _merge(acc, s)
+    return False
+
+
+def _merge(acc: list[Any], s: Sequence[Any], *, copy: bool = True) -> None:
+    """Add the sums `s` ([n, value, flag, histogram or None]) into `acc`; a histogram `acc`
+    lacks is copied, or taken if `copy` is false (the caller gives `s` up)."""
     acc[0] += s[0]
     acc[1] += s[1]
     acc[2] += s[2]
-    if s[3] is not None:
+    hist = s[3]
+    if hist is not None:
         h = acc[3]
         if h is None:
-            acc[3] = dict(s[3])
+            acc[3] = dict(hist) if copy else hist
         else:
-            for bucket, n in s[3].items():
+            for bucket, n in hist.items():
                 h[bucket] = h.get(bucket, 0) + n
-    return False
 
 
 def _upsert_sums(cur: ViewCursor, table: str, key: Sequence[str], sums: Sums) -> None:
@@ -348,16 +355,7 @@ class HeldRollups:
             elif (acc := rows.get(k)) is None:
                 rows[k] = s
             else:
-                acc[0] += s[0]
-                acc[1] += s[1]
-                acc[2] += s[2]
-                if s[3] is not None:
-                    h = acc[3]
-                    if h is None:
-                        acc[3] = s[3]
-                    else:
-                        for bucket, n in s[3].items():
-                            h[bucket] = h.get(bucket, 0) + n
+                _merge(acc, s, copy=False)
         return written
 
     def seal(self, cur: ViewCursor, latest: int) -> None:
@@ -535,17 +533,8 @@ def weekly_marginal_sums(weekly: Sums, dims: Sequence[str]) -> Sums:
             acc = get(key)
             if acc is None:
                 weeks[key] = [n, value, flag, None if hist is None else dict(hist)]
-                continue
-            acc[0] += n
-            acc[1] += value
-            acc[2] += flag
-            if hist is not None:
-                h = acc[3]
-                if h is None:
-                    acc[3] = dict(hist)
-                else:
-                    for bucket, c in hist.items():
-                        h[bucket] = h.get(bucket, 0) + c
+            else:
+                _merge(acc, s)
     return weeks
 
 
