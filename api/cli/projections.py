@@ -20,6 +20,8 @@ from api.cli.signals import stop_on_signals
 from api.wiring import build_service, describe_store
 from engine.settings import Settings
 from engine.viewstore import ViewStore
+from projections.fold import week_label
+from projections.measures import FactModel, sealed_week
 from projections.registry import (
     CATCH_UP_BATCH,
     CATCH_UP_BATCH_POSTGRES,
@@ -100,7 +102,8 @@ def rebuild_command(
 @app.command("status")
 @reports_errors
 def status() -> None:
-    """Each read model's generation and log position, against the log head."""
+    """Each read model's generation and log position, against the log head, and whether
+    its roll-ups are whole."""
     settings = Settings()
     service = build_service(settings)
     views = ViewStore.for_settings(settings)
@@ -108,11 +111,26 @@ def status() -> None:
         projections = Projections(views)
         head = service.recorder.max_notification_id() or 0
         positions = views.positions()
-        table = Table("read model", "generation", "position", "behind")
-        for name, gen in projections.generations().items():
-            pos = positions.get(f"{name}.g{gen}", 0)
-            table.add_row(name, str(gen), str(pos), str(head - pos))
+        generations = projections.generations()
+        table = Table("read model", "generation", "position", "behind", "roll-ups")
+        held = False
+        with views.reading() as cur:
+            for name, gen in generations.items():
+                pos = positions.get(f"{name}.g{gen}", 0)
+                model = projections.bound(name, gen)
+                rollups = "-"
+                if isinstance(model, FactModel):
+                    week = sealed_week(cur, model.t(f"{model.prefix}_facts"))
+                    rollups = "whole" if week is None else f"held from {week_label(week)}"
+                    held = held or week is not None
+                table.add_row(name, str(gen), str(pos), str(head - pos), rollups)
         Console().print(table)
+        if held:
+            Console().print(
+                "roll-ups held from a week: a catch-up is filling them, or was stopped; "
+                "answers stay exact (the facts from that week on are read instead), and the "
+                "follower finishes them with the next batch it writes"
+            )
     finally:
         views.close()
         service.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,20 @@ def test_a_failed_view_writer_is_an_error_with_a_hint(
     assert "run the catch-up again" in result.stderr
     assert "hint: Fix the cause named" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_status_says_whether_the_roll_ups_are_whole(lianhu: CliRunner, tmp_path: Path) -> None:
+    whole = lianhu.invoke(app, ["metrics", "indicators", "--json"])  # caught up, whole
+    assert whole.exit_code == 0, whole.output
+    status = lianhu.invoke(app, ["projections", "status"])
+    assert status.exit_code == 0, status.output
+    assert "roll-ups" in status.stdout and "whole" in status.stdout
+    assert "held from" not in status.stdout
+    # as a catch-up's writer stopped before its last transaction leaves them
+    views = sqlite3.connect(tmp_path / "var" / "views.db")
+    with views:
+        views.execute("INSERT INTO lianhu_sealed (facts, week) VALUES ('rt_facts_g1', 2931)")
+    views.close()
+    held = lianhu.invoke(app, ["projections", "status"])
+    assert "held from 2026-03-09" in held.stdout
+    assert "finishes them with the next batch" in " ".join(held.stdout.split())
