@@ -385,7 +385,7 @@ class HeldRollups:
     def flush(self, cur: ViewCursor) -> None:
         """Write every row held and delete the week: the roll-ups are whole."""
         self._release(cur, NEVER)
-        cur.execute("DELETE FROM lianhu_sealed WHERE facts = ?", (self.facts,))
+        _unseal(cur, self.facts)
         self.sealed = None
 
 
@@ -424,6 +424,11 @@ def sealed_week(cur: ViewCursor, facts: str) -> int | None:
     are whole)."""
     row = cur.execute("SELECT week FROM lianhu_sealed WHERE facts = ?", (facts,)).fetchone()
     return None if row is None else int(row[0])
+
+
+def _unseal(cur: ViewCursor, facts: str) -> None:
+    """The roll-ups of `facts` are whole again (or gone with their tables)."""
+    cur.execute("DELETE FROM lianhu_sealed WHERE facts = ?", (facts,))
 
 
 def sealed_cut(cur: ViewCursor, facts: str) -> float:
@@ -467,7 +472,7 @@ def release_held(
     # the all-time rows, from every fact: summed again from the (now whole) longest span's
     cur.execute(f"DELETE FROM {marginals} WHERE span = ?", (ALL_TIME,))
     _sum_span(cur, marginals, ALL_TIME, SPANS[0])
-    cur.execute("DELETE FROM lianhu_sealed WHERE facts = ?", (facts,))
+    _unseal(cur, facts)
 
 
 def write_facts(cur: ViewCursor, facts_table: str, rollup_table: str, facts: list[FactRow]) -> Sums:
@@ -539,14 +544,13 @@ def weekly_marginal_sums(weekly: Sums, dims: Sequence[str]) -> Sums:
 
 
 def _spans(weeks: Sums) -> Sums:
-    """Weekly marginal sums (span 1) with their sums over every longer span of SPANS, each
-    summed from the next shorter one's."""
+    """Weekly marginal sums (span 1) with their sums over every longer span (LEVELS: SPANS
+    and all time), each summed from the next shorter one's."""
     sums = dict(weeks)
-    finer, shorter = weeks, 1
-    for span in reversed(SPANS[:-1]):
-        finer, shorter = _coarser(finer, shorter, span), span
+    finer, span = weeks, 1
+    while (longer := NEXT_LEVEL.get(span)) is not None:
+        finer, span = _coarser(finer, span, longer), longer
         sums.update(finer)
-    sums.update(_coarser(finer, shorter, ALL_TIME))
     return sums
 
 
@@ -1353,7 +1357,7 @@ class FactModel(FoldModel[S]):
 
     def drop(self, cur: ViewCursor) -> None:
         super().drop(cur)
-        cur.execute("DELETE FROM lianhu_sealed WHERE facts = ?", (self.t(f"{self.prefix}_facts"),))
+        _unseal(cur, self.t(f"{self.prefix}_facts"))
 
     def load_states(self, cur: ViewCursor, keys: Sequence[str]) -> dict[str, S]:
         return load_json_states(cur, self.t(f"{self.prefix}_state"), keys, self.decode)
